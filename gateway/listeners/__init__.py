@@ -1,0 +1,52 @@
+"""Listening sockets shared by every front end.
+
+Role: turn an ``Endpoint`` into a bound, listening socket with the options every
+listener wants (SO_REUSEADDR; IPV6_V6ONLY so "0.0.0.0" and "::" can be bound side by
+side, as Exchange's default bindings are; SO_REUSEPORT available for several worker
+processes per node), and explain bind failures in operator terms. TLS, PROXY protocol
+and connection limits build on this module as the protocol issues arrive.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from gateway.config import Endpoint
+from gateway.errors import GatewayError
+
+LISTEN_BACKLOG = 1024
+
+
+class BindError(GatewayError):
+    """A listener could not bind; the message says why in operator terms."""
+
+
+def bind_socket(endpoint: Endpoint, *, reuse_port: bool = False) -> socket.socket:
+    """Bind and listen on ``endpoint``; the socket is non-blocking."""
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((endpoint.host, endpoint.port))
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot listen on {endpoint}: {_explain(exc, endpoint)}") from None
+    return sock
+
+
+def _explain(exc: OSError, endpoint: Endpoint) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is already in use (another server or another gateway?)"
+    if exc.errno == errno.EACCES and endpoint.port < 1024:
+        return ("permission denied: ports below 1024 need root or "
+                "CAP_NET_BIND_SERVICE (see deploy/gateway.service)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no such local address on this machine"
+    return exc.strerror or str(exc)

@@ -1,0 +1,163 @@
+"""The composition root: one node, one process, every listener.
+
+Role: ``gateway serve``. It loads settings, prepares TLS material, opens the store
+(running migrations), bootstraps an empty organisation, starts every service, watches
+the organisation configuration for changes made by the admin shell or another node,
+and shuts down cleanly on SIGTERM/SIGINT. This is the only module that knows which
+concrete store, directory and services are in use (docs/architecture.md).
+
+Invariants: a failure to start any service stops the node with a clear message and
+no traceback; on shutdown services stop before the store closes, so in-flight
+transactions finish or roll back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from gateway.bootstrap import BootstrapResult, bootstrap_organisation
+from gateway.config import Settings
+from gateway.health import HttpService, health_app
+from gateway.services import Service
+from gateway.store import Store, open_store
+from gateway.tls import ensure_certificate, server_context
+
+log = logging.getLogger("gateway.node")
+
+
+class Node:
+    """A running gateway node. ``run()`` returns when the node has stopped."""
+
+    def __init__(self, settings: Settings, *, out: TextIO = sys.stdout) -> None:
+        self.settings = settings
+        self.out = out
+        self.store: Store | None = None
+        self.services: list[Service] = []
+        self.org_version = -1
+        self._stop = asyncio.Event()
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def run(self, *, ready: Callable[[Node], None] | None = None) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(ensure_certificate, s.tls, s.server_name)
+        tls = server_context(s.tls)
+        log.info("opening store %s", _redact(s.store_url))
+        self.store = await open_store(s.store_url)
+        try:
+            first = await bootstrap_organisation(self.store, s.bootstrap_domain)
+            self.org_version = await self.store.org.version()
+            self.services = self._build_services(tls)
+            for service in self.services:
+                await service.start()
+                for line in service.describe():
+                    log.info("listening %s", line)
+            self._install_signal_handlers()
+            self._announce(first)
+            if ready is not None:
+                ready(self)
+            watcher = asyncio.create_task(self._watch_organisation())
+            await self._stop.wait()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            log.info("stopping (grace %.0fs)", s.shutdown_grace_seconds)
+        finally:
+            for service in reversed(self.services):
+                try:
+                    await service.stop(s.shutdown_grace_seconds)
+                except Exception:
+                    log.exception("service %s did not stop cleanly", service.name)
+            await self.store.close()
+            log.info("stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s", sig.name)
+        self.request_stop()
+
+    # -- services -------------------------------------------------------------------
+
+    def _build_services(self, tls: Any) -> list[Service]:
+        """Every service of the node. Protocol front ends are added here by their issues."""
+        s = self.settings
+        app = health_app(s.server_name, self._health_probe)
+        return [
+            HttpService("health", app, s.health_bind),
+            HttpService("https", app, s.bindings["https"], tls=tls),
+        ]
+
+    async def _health_probe(self) -> dict[str, Any]:
+        assert self.store is not None
+        version = await self.store.org.version()
+        return {"store": "ok", "org_version": version,
+                "listeners": [line for svc in self.services for line in svc.describe()]}
+
+    # -- organisation changes -----------------------------------------------------------
+
+    async def _watch_organisation(self) -> None:
+        """Poll the org version; tell every service when it moves (no restart needed)."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(self.settings.org_poll_seconds)
+            try:
+                version = await self.store.org.version()
+            except Exception as exc:
+                log.warning("cannot read the organisation version: %s", exc)
+                continue
+            if version == self.org_version:
+                continue
+            log.info("organisation configuration changed (version %d -> %d)",
+                     self.org_version, version)
+            self.org_version = version
+            for service in self.services:
+                try:
+                    await service.on_org_change(version)
+                except Exception:
+                    log.exception("service %s failed to apply organisation version %d",
+                                  service.name, version)
+
+    # -- operator output ----------------------------------------------------------------
+
+    def _announce(self, first: BootstrapResult | None) -> None:
+        s = self.settings
+        lines = [f"gateway {s.server_name} is up (settings: {s.source}, store: "
+                 f"{_redact(s.store_url)})"]
+        lines += [f"  {line}" for svc in self.services for line in svc.describe()]
+        health = s.health_bind[0] if s.health_bind else None
+        if health is not None:
+            lines.append(f"  health check: curl http://{health}/healthz")
+        lines.append("  admin shell:  gateway shell   (or: gateway exec 'Get-Mailbox')")
+        if first is not None:
+            lines += [
+                "",
+                f"  First start: created accepted domain {first.domain} and mailbox "
+                f"{first.admin_address}",
+                f"  Its password, shown this once: {first.admin_password}",
+                "  Change it with: gateway exec 'Set-Mailbox admin -Password \"...\"'",
+            ]
+        print("\n".join(lines), file=self.out, flush=True)
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a store URL (postgresql://user:secret@host/db)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
