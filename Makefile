@@ -36,6 +36,8 @@ lint: setup
 	$(VENV)/bin/ruff check gateway auth protocols tests bench
 	@echo "==> mypy"
 	$(VENV)/bin/mypy
+	@echo "==> import rules (docs/architecture.md)"
+	$(VENV)/bin/lint-imports
 
 setup: deb $(VENV)/.installed
 
