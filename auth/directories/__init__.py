@@ -1,0 +1,1 @@
+"""Directory implementations behind ``auth.directory.Directory`` (local store; LDAP later)."""
