@@ -162,9 +162,6 @@ async def _shell(settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING, format="gateway: %(message)s")
     store, ctx = await _open_admin(settings)
     try:
-        result = interactive(ctx)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return int(result)
+        return await interactive(ctx)
     finally:
         await store.close()

@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -51,6 +51,14 @@ def health_app(server_name: str, probe: Callable[[], Awaitable[dict[str, Any]]])
     return Starlette(routes=[Route("/healthz", healthz, methods=["GET", "HEAD"])])
 
 
+class _NodeOwnedSignalsServer(uvicorn.Server):
+    """uvicorn's server without its signal capture: the node owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class HttpService:
     """One uvicorn server bound to the given endpoints, optionally with TLS."""
 
@@ -71,9 +79,7 @@ class HttpService:
         config = uvicorn.Config(self._app, log_config=None, lifespan="off",
                                 access_log=False, server_header=False,
                                 timeout_graceful_shutdown=5)
-        server = uvicorn.Server(config)
-        # uvicorn would install its own signal handlers; the node owns signals.
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _NodeOwnedSignalsServer(config)
         self._server = server
         if self._tls is not None:
             # uvicorn builds its SSL context from files; we pass ours through the
