@@ -31,18 +31,19 @@ Organisation configuration (domains, mailboxes, connectors) lives in the store a
 changed with Exchange-style cmdlets through `gateway exec` or `gateway shell`.
 """
 
-EPILOG = """\
-examples:
-  gateway serve
-  gateway --config /etc/gateway/gateway.toml serve
-  gateway exec 'New-AcceptedDomain -Name example -DomainName example.test'
-  gateway exec 'New-Mailbox -Name alice -PrimarySmtpAddress alice@example.test -Password "S3cret!pass"'
-  gateway exec 'Get-Mailbox alice' --format json
-  gateway shell
-  gateway check-config
-
-documentation: docs/configuration.md (settings), docs/cmdlets.md (cmdlets)
-"""
+EPILOG = "\n".join([
+    "examples:",
+    "  gateway serve",
+    "  gateway --config /etc/gateway/gateway.toml serve",
+    "  gateway exec 'New-AcceptedDomain -Name example -DomainName example.test'",
+    "  gateway exec 'New-Mailbox -Name alice -PrimarySmtpAddress alice@example.test"
+    " -Password \"S3cret!pass\"'",
+    "  gateway exec 'Get-Mailbox alice' --format json",
+    "  gateway shell",
+    "  gateway check-config",
+    "",
+    "documentation: docs/configuration.md (settings), docs/cmdlets.md (cmdlets)",
+])
 
 
 def build_parser() -> argparse.ArgumentParser:

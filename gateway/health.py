@@ -87,7 +87,8 @@ class HttpService:
             config.load()
             config.ssl = self._tls
         self._task = asyncio.create_task(server.serve(sockets=self._sockets))
-        while not server.started and not self._task.done():
+        # uvicorn offers no start-up event; poll its flag until bound or failed.
+        while not server.started and not self._task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         if self._task.done():
             self._task.result()

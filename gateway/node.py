@@ -21,6 +21,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from auth.directories.local import LocalDirectory
+from auth.hashing import HashRunner
+from auth.service import AuthService
 from gateway.bootstrap import BootstrapResult, bootstrap_organisation
 from gateway.config import Settings
 from gateway.health import HttpService, health_app
@@ -38,6 +41,8 @@ class Node:
         self.settings = settings
         self.out = out
         self.store: Store | None = None
+        self.auth: AuthService | None = None
+        self.hash_runner: HashRunner | None = None
         self.services: list[Service] = []
         self.org_version = -1
         self._stop = asyncio.Event()
@@ -53,6 +58,12 @@ class Node:
         self.store = await open_store(s.store_url)
         try:
             first = await bootstrap_organisation(self.store, s.bootstrap_domain)
+            self.hash_runner = HashRunner()
+            await self.hash_runner.warm_up()
+            # One auth service per process: every protocol front end authenticates
+            # through it, so lockout, cache and audit are shared (docs/authentication.md).
+            self.auth = AuthService(LocalDirectory(self.store.org, self.hash_runner),
+                                    self.store.auth_state)
             self.org_version = await self.store.org.version()
             self.services = self._build_services(tls)
             for service in self.services:
@@ -75,6 +86,8 @@ class Node:
                     await service.stop(s.shutdown_grace_seconds)
                 except Exception:
                     log.exception("service %s did not stop cleanly", service.name)
+            if self.hash_runner is not None:
+                self.hash_runner.close()
             await self.store.close()
             log.info("stopped")
 

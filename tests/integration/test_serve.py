@@ -57,7 +57,7 @@ def gateway(cfg: Path, *args: str, timeout: float = 60) -> subprocess.CompletedP
 class Server:
     def __init__(self, cfg: Path, log_path: Path) -> None:
         self.log_path = log_path
-        self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.log = open(log_path, "w")  # closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "--config", str(cfg), "serve"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
