@@ -1,0 +1,165 @@
+"""The delivery API: deliver one RFC 5322 message to local mailboxes, transactionally.
+
+    d = store.begin_delivery()
+    d.add_recipient(mailbox_id)                 # Inbox; or folder_id=..., flags=...
+    await d.write(chunk)                        # streaming; spooled, size-limited
+    result = await d.commit()                   # returns only once durable
+    # or: await d.abort()
+
+Shared by SMTP (DATA/BDAT), web compose (Sent Items) and ActiveSync SendMail, and by
+IMAP APPEND (one recipient, explicit folder, flags and internal date).
+
+Invariants:
+* ``commit()`` returns after the engine's durable COMMIT (group-committed on SQLite):
+  nothing is acknowledged before it is on disk (issue 2 item 4);
+* the stored form has CRLF line ends (``gateway.mime.normalise_line_endings``); its
+  SHA-256 keys the content row, stored once for all recipients;
+* the spool holds at most ``max_size`` octets (``MessageTooLarge`` past it): up to
+  ``SPOOL_IN_MEMORY`` in memory, beyond that in a temporary file written off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import NotFound, ValidationError
+from gateway.store import changes
+from gateway.store.analysis import ContentFacts, analyse
+from gateway.store.engine import Engine, Tx
+from gateway.store.messages import add_content, insert_messages, parse_flags
+from gateway.store.models import DeliveredTo, DeliveryResult
+
+DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024  # octets; Exchange's default is 35-36 MB
+SPOOL_IN_MEMORY = 1024 * 1024
+MAX_RECIPIENTS = 5000  # per delivery (RFC 5321 §4.5.3.1.8 requires at least 100)
+
+
+class MessageTooLarge(ValidationError):
+    """The message exceeds the delivery's size limit (SMTP 552, RFC 5321 §4.5.3.1.10)."""
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    mailbox_id: int
+    folder_id: int | None
+    flags: int
+    keywords: str
+    internal_date: float | None
+
+
+class Delivery:
+    """One delivery in progress (see the module docstring). Not thread-safe; one task
+    drives it."""
+
+    def __init__(self, engine: Engine, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 spool_dir: Path | None = None) -> None:
+        if max_size < 1:
+            raise ValidationError("max_size must be positive")
+        self._engine = engine
+        self.max_size = max_size
+        self._recipients: dict[tuple[int, int | None], _Recipient] = {}
+        self._spool = tempfile.SpooledTemporaryFile(
+            max_size=SPOOL_IN_MEMORY, dir=None if spool_dir is None else str(spool_dir))
+        self._size = 0
+        self._state = "open"  # open -> committed | aborted | failed
+
+    @property
+    def size(self) -> int:
+        """Octets received so far (as written, before line-end normalisation)."""
+        return self._size
+
+    def add_recipient(self, mailbox_id: int, folder_id: int | None = None, *,
+                      flags: Iterable[str] = (), internal_date: float | None = None) -> None:
+        """Deliver to ``mailbox_id``'s folder (Inbox when None). The same mailbox and
+        folder named twice (e.g. through two of its addresses) get one copy."""
+        self._check_open()
+        if not isinstance(mailbox_id, int) or (folder_id is not None
+                                               and not isinstance(folder_id, int)):
+            raise ValidationError("mailbox and folder ids are integers")
+        if len(self._recipients) >= MAX_RECIPIENTS:
+            raise ValidationError(f"at most {MAX_RECIPIENTS} recipients per delivery")
+        bits, keywords = parse_flags(flags)
+        self._recipients.setdefault((mailbox_id, folder_id), _Recipient(
+            mailbox_id, folder_id, bits, " ".join(keywords), internal_date))
+
+    async def write(self, chunk: bytes) -> None:
+        """Append message data. ``MessageTooLarge`` once the total passes ``max_size``
+        (the delivery is then aborted; the caller keeps reading and discards)."""
+        self._check_open()
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise ValidationError("message data is bytes")
+        if self._size + len(chunk) > self.max_size:
+            await self.abort()
+            raise MessageTooLarge(f"message exceeds the size limit of {self.max_size} octets")
+        if self._size + len(chunk) <= SPOOL_IN_MEMORY:
+            self._spool.write(chunk)  # in memory: no I/O
+        else:
+            await asyncio.to_thread(self._spool.write, chunk)
+        self._size += len(chunk)
+
+    async def commit(self) -> DeliveryResult:
+        """Store the message for every recipient; return once durable."""
+        self._check_open()
+        if not self._recipients:
+            raise ValidationError("a delivery needs at least one recipient")
+        recipients = sorted(self._recipients.values(),
+                            key=lambda r: (r.mailbox_id, r.folder_id or 0))
+        try:
+            facts = await asyncio.to_thread(self._analyse)
+            result = await self._engine.write(
+                lambda tx: deliver_tx(tx, facts, recipients, time.time()))
+        except BaseException:
+            self._state = "failed"
+            raise
+        finally:
+            self._spool.close()
+        self._state = "committed"
+        return result
+
+    async def abort(self) -> None:
+        """Discard the delivery (idempotent)."""
+        if self._state == "open":
+            self._state = "aborted"
+            self._spool.close()
+
+    def _analyse(self) -> ContentFacts:
+        self._spool.seek(0)
+        return analyse(self._spool.read())
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise ValidationError(f"the delivery is {self._state}")
+
+
+def deliver_tx(tx: Tx, facts: ContentFacts, recipients: list[_Recipient],
+               now: float) -> DeliveryResult:
+    """The delivery transaction: lock the mailboxes (ascending), reference the content
+    once per recipient, append a message to each folder."""
+    mods = {mb: changes.next_modseq(tx, mb)
+            for mb in sorted({r.mailbox_id for r in recipients})}
+    targets: list[tuple[_Recipient, int]] = []
+    for r in recipients:
+        folder_id = r.folder_id
+        if folder_id is None:
+            folder_id = tx.scalar("SELECT id FROM folders WHERE mailbox_id = ? AND "
+                                  "special_use = 'inbox'", (r.mailbox_id,))
+            if folder_id is None:
+                raise NotFound(f"mailbox {r.mailbox_id} has no Inbox")
+        targets.append((r, int(folder_id)))
+    # Two recipients resolving to the same folder (Inbox named explicitly and by
+    # default) still get one copy.
+    unique = list({(r.mailbox_id, fid): (r, fid) for r, fid in targets}.values())
+    content_id = add_content(tx, facts, len(unique), now)
+    delivered: list[DeliveredTo] = []
+    for r, folder_id in unique:
+        [(uid, mid)] = insert_messages(
+            tx, r.mailbox_id, folder_id, mods[r.mailbox_id],
+            [(content_id, len(facts.raw), r.flags, r.keywords,
+              r.internal_date if r.internal_date is not None else now)])
+        delivered.append(DeliveredTo(r.mailbox_id, folder_id, uid, mid))
+    return DeliveryResult(facts.sha256, len(facts.raw), tuple(delivered))
