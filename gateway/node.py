@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -42,6 +43,7 @@ class Node:
         self.out = out
         self.store: Store | None = None
         self.auth: AuthService | None = None
+        self.tls: ssl.SSLContext | None = None
         self.hash_runner: HashRunner | None = None
         self.services: list[Service] = []
         self.org_version = -1
@@ -53,7 +55,7 @@ class Node:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(ensure_certificate, s.tls, s.server_name)
-        tls = server_context(s.tls)
+        tls = self.tls = server_context(s.tls)
         log.info("opening store %s", _redact(s.store_url))
         self.store = await open_store(s.store_url)
         try:

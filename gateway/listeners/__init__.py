@@ -50,3 +50,33 @@ def _explain(exc: OSError, endpoint: Endpoint) -> str:
     if exc.errno == errno.EADDRNOTAVAIL:
         return "no such local address on this machine"
     return exc.strerror or str(exc)
+
+
+# Re-exported for the protocol front ends (docs/dev/protocol-seams.md). Imported last:
+# stream.py uses bind_socket from this module.
+from gateway.listeners.proxy import (  # noqa: E402
+    ProxiedAddresses,
+    ProxyHeaderError,
+    read_proxy_header,
+)
+from gateway.listeners.stream import (  # noqa: E402
+    ConnectionHandler,
+    ConnectionInfo,
+    ListenerSpec,
+    StreamListenerSet,
+    starttls_buffer_empty,
+)
+
+__all__ = [
+    "LISTEN_BACKLOG",
+    "BindError",
+    "ConnectionHandler",
+    "ConnectionInfo",
+    "ListenerSpec",
+    "ProxiedAddresses",
+    "ProxyHeaderError",
+    "StreamListenerSet",
+    "bind_socket",
+    "read_proxy_header",
+    "starttls_buffer_empty",
+]
