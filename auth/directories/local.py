@@ -27,44 +27,9 @@ from auth.directory import Account, PasswordCheck
 from auth.hashing import HashRunner
 from auth.names import LoginName
 from gateway.errors import GatewayError, ValidationError
+from gateway.store.models import AcceptedDomain, Mailbox
 
 log = logging.getLogger("auth.directory.local")
-
-
-class _MailboxLike(Protocol):
-    """The fields of ``gateway.store.models.Mailbox`` this directory reads."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def display_name(self) -> str: ...
-    @property
-    def primary_smtp_address(self) -> str: ...
-    @property
-    def user_principal_name(self) -> str: ...
-    @property
-    def sam_account_name(self) -> str: ...
-    @property
-    def password_hash(self) -> str | None: ...
-    @property
-    def credential_version(self) -> int: ...
-    @property
-    def owa_enabled(self) -> bool: ...
-    @property
-    def activesync_enabled(self) -> bool: ...
-    @property
-    def imap_enabled(self) -> bool: ...
-    @property
-    def pop_enabled(self) -> bool: ...
-    @property
-    def smtp_submission_enabled(self) -> bool: ...
-
-
-class _DomainLike(Protocol):
-    @property
-    def domain_name(self) -> str: ...
-    @property
-    def is_default(self) -> bool: ...
 
 
 class OrgStore(Protocol):
@@ -98,7 +63,7 @@ class LocalDirectory:
         if now - self._settings_at < self._settings_ttl:
             return
         settings = await self._org.get_settings("organization")
-        domains: list[_DomainLike] = list(await self._org.list_accepted_domains())
+        domains: list[AcceptedDomain] = list(await self._org.list_accepted_domains())
         default = next((d.domain_name for d in domains if d.is_default), None)
         netbios = settings.get("netbios_domain")
         if not isinstance(netbios, str) or not netbios:
@@ -109,7 +74,7 @@ class LocalDirectory:
         self._default_domain = default
         self._settings_at = now
 
-    def _to_account(self, mb: _MailboxLike) -> Account:
+    def _to_account(self, mb: Mailbox) -> Account:
         name = f"{self._netbios}\\{mb.sam_account_name}" if self._netbios \
             else mb.user_principal_name
         return Account(
@@ -134,8 +99,8 @@ class LocalDirectory:
             return None  # the store refuses the name's shape: no such account
         return None if mailbox is None else self._to_account(mailbox)
 
-    async def _find(self, login: LoginName) -> _MailboxLike | None:
-        mailbox: _MailboxLike | None = None
+    async def _find(self, login: LoginName) -> Mailbox | None:
+        mailbox: Mailbox | None = None
         if login.form == "upn":
             mailbox = await self._org.find_mailbox_for_login(address=login.raw)
         elif login.form == "downlevel":
@@ -165,6 +130,16 @@ class LocalDirectory:
     async def dummy_verify(self, password: str) -> None:
         await self._hasher.dummy_verify(password)
 
+    async def lookup_nt_hash(self, account: Account) -> bytes | None:
+        """The mailbox's NT hash (MS-NLMP NTOWFv1) when NTLM is enabled for it, else
+        None. Read fresh from the store: Set-Mailbox -NtlmEnabled $false takes effect
+        at once on every node."""
+        mailbox: Any = await self._org.get_mailbox_by_id(account.mailbox_id)
+        if not getattr(mailbox, "ntlm_enabled", False):
+            return None
+        value = getattr(mailbox, "nt_hash", None)
+        return bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else None
+
     async def _rehash(self, account: Account, new_hash: str) -> int | None:
         """Store an upgraded hash, unless the password changed meanwhile; the new
         credential version, or None when nothing was stored.
@@ -174,10 +149,10 @@ class LocalDirectory:
         upgraded hash; it only opens when the hash parameters change.
         """
         try:
-            current: _MailboxLike = await self._org.get_mailbox_by_id(account.mailbox_id)
+            current: Mailbox = await self._org.get_mailbox_by_id(account.mailbox_id)
             if current.credential_version != account.credential_version:
                 return None  # changed since we looked: never overwrite a new password
-            updated: _MailboxLike = await self._org.update_mailbox(account.mailbox_id,
+            updated: Mailbox = await self._org.update_mailbox(account.mailbox_id,
                                                                    password_hash=new_hash)
             log.info("upgraded the password hash parameters of mailbox %d",
                      account.mailbox_id)
