@@ -1,9 +1,9 @@
 """The Directory seam: where accounts are looked up and passwords checked.
 
 Role: an async, protocol-neutral view of user accounts. The local directory (accounts
-in the store) implements it now; the LDAP directory arrives later behind the same
-protocol. A directory knows nothing of SMTP, IMAP or HTTP, nor of throttling, caching
-or auditing: that is the AuthService's job, once for every directory.
+in the store) and the LDAP directory implement it. A directory knows nothing of SMTP,
+IMAP or HTTP, nor of throttling, caching or auditing: that is the AuthService's job,
+once for every directory.
 
 Invariants:
 - ``lookup`` never raises for an unknown or foreign name: it answers ``None``.
@@ -48,6 +48,12 @@ class Account:
     # The stored hash, for directories that keep one (local); None for LDAP. Private to
     # the directory that produced the Account; never logged (repr=False).
     password_hash: str | None = field(default=None, repr=False, compare=False)
+    # Directory groups the account belongs to (LDAP memberOf), added to the
+    # Principal's well-known groups.
+    groups: frozenset[str] = frozenset()
+    # The directory's own reference to the account (the LDAP entry's DN); private to
+    # the directory that produced the Account.
+    directory_key: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -79,4 +85,16 @@ class Directory(Protocol):
 
     async def dummy_verify(self, password: str) -> None:
         """Do the work ``verify_password`` would do, for a user who does not exist."""
+        ...
+
+
+class NtHashDirectory(Protocol):
+    """Optional capability of a directory: NT hashes for NTLM (MS-NLMP §3.3.2).
+
+    The AuthService asks for it by attribute; a directory without it cannot serve
+    NTLM. An NT hash is a password equivalent: whoever reads it can authenticate.
+    """
+
+    async def lookup_nt_hash(self, account: Account) -> bytes | None:
+        """The 16-octet NT hash of ``account`` when NTLM is enabled for it, else None."""
         ...

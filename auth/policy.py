@@ -1,17 +1,45 @@
-"""Per-protocol enablement of a mailbox (Exchange Set-CASMailbox).
+"""Per-protocol authentication policy: which mechanism, for whom, on which connection.
 
-Role: decide whether a mailbox may use a client protocol at all. The full
-per-protocol policy (login types, TLS requirements, authentication methods per virtual
-directory) arrives in a later issue; this is the seam it will grow from.
-Invariant: fails closed: an unknown protocol name is not allowed.
+Role: the one function every front end asks, ``mechanism_allowed(protocol, mechanism,
+connection=..., settings=..., mailbox=...)``, before it offers a mechanism (``mailbox``
+None) and after it knows the account (``mailbox`` given), plus ``protocol_allowed``
+(Set-CASMailbox switches), which the AuthService applies to every login.
+
+The settings mirror where Exchange keeps them (docs/authentication.md, "Per-protocol
+policy"): Set-OwaVirtualDirectory (-FormsAuthentication, -BasicAuthentication,
+-WindowsAuthentication), Set-ActiveSyncVirtualDirectory (-BasicAuthEnabled,
+-WindowsAuthEnabled, -ClientCertAuth), Set-ImapSettings / Set-PopSettings
+(-LoginType, decided by ``gateway.protocol_settings.login_allowed``) and the receive
+connector's -AuthMechanism / -RequireTLS.
+
+Invariants: pure functions; fail closed: an unknown protocol or mechanism is refused;
+nothing that carries a password or an NTLM exchange is allowed on plain HTTP (web
+mail, ActiveSync); every decision carries its reason (for logs and diagnostics, never
+for clients).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from gateway.protocol_settings import LoginType, ProtocolSettings, login_allowed
 
 ClientProtocol = Literal["smtp", "imap", "pop3", "owa", "activesync"]
 CLIENT_PROTOCOLS: frozenset[str] = frozenset({"smtp", "imap", "pop3", "owa", "activesync"})
+ClientCertAuth = Literal["Ignore", "Accepted", "Required"]
+
+#: Mechanism names the policy knows. SASL names as registered (RFC 4422); HTTP schemes
+#: by their ``Authorization`` scheme; "clear-login" is IMAP LOGIN / POP3 USER+PASS;
+#: "Forms" the web mail login form; "Certificate" a TLS client certificate on HTTP.
+MECHANISMS: frozenset[str] = frozenset({"PLAIN", "LOGIN", "NTLM", "EXTERNAL",
+                                        "clear-login", "Basic", "Negotiate", "Forms",
+                                        "Certificate"})
+_LINE_MECHANISMS = {"smtp": {"PLAIN", "LOGIN", "NTLM", "EXTERNAL"},
+                    "imap": {"PLAIN", "LOGIN", "NTLM", "EXTERNAL", "clear-login"},
+                    "pop3": {"PLAIN", "LOGIN", "NTLM", "EXTERNAL", "clear-login"}}
+_HTTP_MECHANISMS = {"owa": {"Forms", "Basic", "NTLM", "Negotiate", "Certificate"},
+                    "activesync": {"Basic", "NTLM", "Negotiate", "Certificate"}}
 
 
 class ProtocolFlags(Protocol):
@@ -43,3 +71,143 @@ def protocol_allowed(mailbox: ProtocolFlags, protocol: str) -> bool:
     if protocol == "activesync":
         return mailbox.activesync_enabled
     return False
+
+
+@dataclass(frozen=True)
+class ConnectionFacts:
+    """What the policy needs of the connection (from ``ConnectionInfo``)."""
+
+    tls: bool
+    client_certificate: bool = False  # a verified client certificate was presented
+
+
+@dataclass(frozen=True)
+class AuthPolicySettings:
+    """The organisation's authentication settings, with Exchange's defaults.
+
+    ``smtp_auth_mechanism`` holds the receive connector's AuthMechanism values (Tls,
+    Integrated, BasicAuth, BasicAuthRequireTLS, ...): the Client Frontend connector's
+    default is Tls, Integrated, BasicAuth, BasicAuthRequireTLS.
+    """
+
+    owa_forms_authentication: bool = True
+    owa_basic_authentication: bool = True
+    owa_windows_authentication: bool = False
+    activesync_basic_auth_enabled: bool = True
+    activesync_windows_auth_enabled: bool = False
+    activesync_client_cert_auth: ClientCertAuth = "Ignore"
+    imap_login_type: LoginType = "SecureLogin"
+    pop_login_type: LoginType = "SecureLogin"
+    smtp_auth_mechanism: frozenset[str] = frozenset({"Tls", "Integrated", "BasicAuth",
+                                                     "BasicAuthRequireTLS"})
+    smtp_require_tls: bool = False
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """A policy answer; ``reason`` is for logs and diagnostics, not for clients."""
+
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def _no(reason: str) -> PolicyDecision:
+    return PolicyDecision(False, reason)
+
+
+def mechanism_allowed(protocol: str, mechanism: str, *, connection: ConnectionFacts,
+                      settings: AuthPolicySettings,
+                      mailbox: ProtocolFlags | None = None) -> PolicyDecision:
+    """May ``mechanism`` be used for ``protocol`` on ``connection`` (by ``mailbox``,
+    when known)? Mechanism names are case-insensitive for SASL, exact otherwise."""
+    mech = mechanism.upper() if mechanism.upper() in {"PLAIN", "LOGIN", "NTLM",
+                                                      "EXTERNAL"} else mechanism
+    if protocol not in CLIENT_PROTOCOLS:
+        return _no(f"unknown protocol {protocol!r}")
+    if mech not in MECHANISMS:
+        return _no(f"unknown mechanism {mechanism!r}")
+    if protocol in _LINE_MECHANISMS:
+        decision = _line_protocol(protocol, mech, connection, settings)
+    else:
+        decision = _http(protocol, mech, connection, settings)
+    if decision and mailbox is not None and not protocol_allowed(mailbox, protocol):
+        return _no(f"protocol {protocol} disabled for the mailbox")
+    return decision
+
+
+def offered_mechanisms(protocol: str, candidates: tuple[str, ...], *,
+                       connection: ConnectionFacts,
+                       settings: AuthPolicySettings) -> tuple[str, ...]:
+    """Those of ``candidates`` to advertise now, in the given order."""
+    return tuple(m for m in candidates if mechanism_allowed(
+        protocol, m, connection=connection, settings=settings))
+
+
+def _line_protocol(protocol: str, mech: str, connection: ConnectionFacts,
+                   settings: AuthPolicySettings) -> PolicyDecision:
+    if mech not in _LINE_MECHANISMS[protocol]:
+        return _no(f"{mech} is not a {protocol} mechanism")
+    if mech == "EXTERNAL":  # RFC 4422 App. A: identity from the TLS client certificate
+        if not (connection.tls and connection.client_certificate):
+            return _no("EXTERNAL needs a TLS client certificate")
+        if protocol == "smtp" and "Tls" not in settings.smtp_auth_mechanism:
+            return _no("the receive connector's AuthMechanism lacks Tls")
+        return PolicyDecision(True, "client certificate presented over TLS")
+    if protocol == "smtp":
+        return _smtp(mech, connection, settings)
+    login_type = settings.imap_login_type if protocol == "imap" else settings.pop_login_type
+    verdict = login_allowed(
+        ProtocolSettings(protocol="imap" if protocol == "imap" else "pop",
+                         login_type=login_type),
+        tls_active=connection.tls,
+        method="clear-login" if mech == "clear-login" else "sasl",
+        mechanism=None if mech == "clear-login" else mech)
+    return PolicyDecision(verdict.allowed, verdict.reason)
+
+
+def _smtp(mech: str, connection: ConnectionFacts,
+          settings: AuthPolicySettings) -> PolicyDecision:
+    methods = settings.smtp_auth_mechanism
+    if settings.smtp_require_tls and not connection.tls:
+        return _no("the receive connector requires TLS")
+    if mech == "NTLM":
+        if "Integrated" not in methods:
+            return _no("the receive connector's AuthMechanism lacks Integrated")
+        return PolicyDecision(True, "Integrated authentication")
+    if "BasicAuth" not in methods:
+        return _no("the receive connector's AuthMechanism lacks BasicAuth")
+    if "BasicAuthRequireTLS" in methods and not connection.tls:
+        return _no("BasicAuthRequireTLS: TLS first")
+    return PolicyDecision(True, "BasicAuth")
+
+
+def _http(protocol: str, mech: str, connection: ConnectionFacts,
+          settings: AuthPolicySettings) -> PolicyDecision:
+    if mech not in _HTTP_MECHANISMS[protocol]:
+        return _no(f"{mech} is not offered for {protocol}")
+    if not connection.tls:
+        return _no(f"{mech} is never offered on plain HTTP")
+    if protocol == "owa":
+        enabled = {"Forms": settings.owa_forms_authentication,
+                   "Basic": settings.owa_basic_authentication,
+                   "NTLM": settings.owa_windows_authentication,
+                   "Negotiate": settings.owa_windows_authentication,
+                   "Certificate": False}[mech]
+        return PolicyDecision(True, f"OWA allows {mech}") if enabled else \
+            _no(f"OWA virtual directory does not allow {mech}")
+    cert_mode = settings.activesync_client_cert_auth
+    if mech == "Certificate":
+        if cert_mode == "Ignore":
+            return _no("ClientCertAuth Ignore")
+        if not connection.client_certificate:
+            return _no("no client certificate presented")
+        return PolicyDecision(True, f"ClientCertAuth {cert_mode}")
+    if cert_mode == "Required":
+        return _no("ClientCertAuth Required: only certificate authentication")
+    enabled = settings.activesync_basic_auth_enabled if mech == "Basic" \
+        else settings.activesync_windows_auth_enabled
+    return PolicyDecision(True, f"ActiveSync allows {mech}") if enabled else \
+        _no(f"ActiveSync virtual directory does not allow {mech}")

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from auth.cache import CredentialCache
-from auth.credentials import Credential, PasswordCredential
+from auth.certificates import CertificateCredential, CertificateMapper
+from auth.credentials import Credential, NtlmCredential, PasswordCredential
 from auth.directory import Account, Directory
 from auth.errors import AuthenticationFailed, AuthUnavailable, LoginNameError
 from auth.names import LoginName, parse_login
+from auth.ntlm.verify import verify_ntlmv2
 from auth.passwords import MAX_PASSWORD_LENGTH
 from auth.policy import protocol_allowed
 from auth.principal import Principal
@@ -69,6 +72,9 @@ class AuthService:
         self.throttle = Throttle(state_store, policy)
         self.cache = cache if cache is not None else CredentialCache()
         self.default_domain = default_domain
+        # Client-certificate mapping (auth.certificates); set by the composition root
+        # when client certificates are configured, else certificates are refused.
+        self.certificates: CertificateMapper | None = None
         self._clock = clock
         self._sleep = sleep
         # One attempt at a time per (account, source): parallel guesses from one
@@ -83,12 +89,16 @@ class AuthService:
         Returns the authenticated Principal; raises ``AuthenticationFailed`` (whatever
         the cause) or ``AuthUnavailable`` (try again later).
         """
-        if not isinstance(credential, PasswordCredential):
+        try:
+            if isinstance(credential, PasswordCredential):
+                return await self._password(credential, protocol, mechanism, source_ip)
+            if isinstance(credential, NtlmCredential):
+                return await self._ntlm(credential, protocol, mechanism, source_ip)
+            if isinstance(credential, CertificateCredential):
+                return await self._certificate(credential, protocol, mechanism, source_ip)
             await self._audit("failure", protocol, mechanism, "", None, source_ip,
                               "unsupported credential type")
             raise AuthenticationFailed()
-        try:
-            return await self._password(credential, protocol, mechanism, source_ip)
         except GatewayError as exc:
             if isinstance(exc, (AuthenticationFailed, AuthUnavailable)):
                 raise
@@ -117,20 +127,148 @@ class AuthService:
                              "empty password" if not password else "password too long")
 
         account = await self.directory.lookup(login)
+        keys = self._keys(login, account, source)
+        async with self._pair_lock(keys):
+            return await self._attempt(cred, login, account, keys, protocol, mechanism,
+                                       source_ip)
+
+    @staticmethod
+    def _keys(login: LoginName, account: Account | None, source: str) -> ThrottleKeys:
         # An unknown name is keyed by its user part alone, so that "bob@domain",
         # "DOMAIN\\bob" and "bob" share one counter as they would for a real account,
         # and lockout behaviour does not reveal which names exist.
-        keys = ThrottleKeys(
+        return ThrottleKeys(
             account=str(account.mailbox_id) if account else unknown_account_key(
                 login.user.casefold()),
             source=source)
+
+    def _pair_lock(self, keys: ThrottleKeys) -> asyncio.Lock:
         lock = self._pair_locks.get(keys.pair)
         if lock is None:
             lock = asyncio.Lock()
             self._pair_locks[keys.pair] = lock
-        async with lock:
-            return await self._attempt(cred, login, account, keys, protocol, mechanism,
-                                       source_ip)
+        return lock
+
+    async def _refuse_before_lookup(self, source: str, now: float, protocol: str,
+                                    mechanism: str, login: str, source_ip: str,
+                                    reason: str) -> NoReturn:
+        """A failure that involved no guess at an account: counted against the source."""
+        keys = ThrottleKeys(account="-", source=source)
+        prior = await self.state.get_counters([keys.src])
+        outcome = await self.throttle.record_refusal(keys, now, prior)
+        await self._fail(outcome, protocol, mechanism, login, None, source_ip, reason)
+
+    async def _ntlm(self, cred: NtlmCredential, protocol: str, mechanism: str,
+                    source_ip: str) -> Principal:
+        """NTLM: the same steps as a password (docs/authentication.md, "What
+        authenticate does"), with the NTLMv2 proof checked against the account's NT
+        hash instead of a password hash. NTLM responses are never cached (each is
+        unique) nor recognised as repeats (they differ on every attempt)."""
+        now = self._clock()
+        source = normalise_source(source_ip)
+        if cred.exchange.authenticate.anonymous:
+            await self._refuse_before_lookup(source, now, protocol, mechanism, "",
+                                             source_ip, "anonymous NTLM refused")
+        try:
+            login = parse_login(cred.login, default_domain=self.default_domain)
+        except LoginNameError as exc:
+            await self._refuse_before_lookup(source, now, protocol, mechanism, cred.login,
+                                             source_ip, f"malformed login name: {exc}")
+        account = await self.directory.lookup(login)
+        keys = self._keys(login, account, source)
+        async with self._pair_lock(keys):
+            verdict = await self.throttle.check(keys, self._clock())
+            mailbox_id = account.mailbox_id if account else None
+            if verdict.locked is not None:
+                outcome = FailureOutcome(
+                    delay=self.throttle.delay_for(verdict.counters, keys), counted=False,
+                    new_locks=())
+                await self._fail(outcome, protocol, mechanism, login.raw, mailbox_id,
+                                 source_ip, verdict.locked)
+            nt_hash = await self._nt_hash(account) if account is not None else None
+            # Unknown users and accounts without NTLM do the same HMAC work against a
+            # random key, so the reply does not tell them apart.
+            result = verify_ntlmv2(cred.exchange, nt_hash or os.urandom(16),
+                                   now=self._clock())
+            if account is None or nt_hash is None or not result.ok:
+                reason = ("unknown user" if account is None
+                          else "NTLM not enabled for the mailbox" if nt_hash is None
+                          else result.reason)
+                outcome = await self.throttle.record_failure(keys, "", self._clock(),
+                                                             verdict.counters)
+                await self._fail(outcome, protocol, mechanism, login.raw, mailbox_id,
+                                 source_ip, reason)
+            refusal = await self._refusal_for_valid(account, None, protocol)
+            if refusal is not None:
+                await self._refuse_valid(keys, protocol, mechanism, login, account,
+                                         source_ip, refusal, verdict.counters)
+            await self.throttle.record_success(keys, self._clock())
+            cred.outcome.session_key = result.session_key
+            await self._audit("success", protocol, mechanism, login.raw,
+                              account.mailbox_id, source_ip, "")
+            return self._principal(account)
+
+    async def _certificate(self, cred: CertificateCredential, protocol: str,
+                           mechanism: str, source_ip: str) -> Principal:
+        """A client certificate the TLS layer verified (docs/client-certificates.md):
+        mapped to a mailbox by ``self.certificates``, then the same lockout check,
+        per-protocol policy, authzid rule (RFC 4422 appendix A: empty or the mapped
+        identity) and audit as a password. Possessing the key is the proof, so there
+        is nothing to guess: refusals are tarpitted and audited but never counted (a
+        device with an unmapped certificate behind a shared address must not lock
+        that address out)."""
+        source = normalise_source(source_ip)
+        if self.certificates is None:
+            await self._refuse_uncounted(source, protocol, mechanism, "", source_ip,
+                                         "client certificates not enabled")
+        match = await self.certificates.map(cred.certificate)
+        if match.login is None:
+            await self._refuse_uncounted(source, protocol, mechanism, match.subject,
+                                         source_ip, match.reason)
+        try:
+            login = parse_login(match.login, default_domain=self.default_domain)
+        except LoginNameError as exc:
+            await self._refuse_uncounted(source, protocol, mechanism, match.login,
+                                         source_ip, f"mapped login name: {exc}")
+        account = await self.directory.lookup(login)
+        if account is None or account.mailbox_id != match.mailbox_id:
+            await self._refuse_uncounted(source, protocol, mechanism, match.login,
+                                         source_ip, "mapped mailbox not in the directory")
+        keys = self._keys(login, account, source)
+        async with self._pair_lock(keys):
+            verdict = await self.throttle.check(keys, self._clock())
+            if verdict.locked is not None:
+                outcome = FailureOutcome(
+                    delay=self.throttle.delay_for(verdict.counters, keys), counted=False,
+                    new_locks=())
+                await self._fail(outcome, protocol, mechanism, login.raw,
+                                 account.mailbox_id, source_ip, verdict.locked)
+            refusal = await self._refusal_for_valid(account, cred.authzid, protocol)
+            if refusal is not None:
+                await self._refuse_valid(keys, protocol, mechanism, login, account,
+                                         source_ip, refusal, verdict.counters)
+            await self.throttle.record_success(keys, self._clock())
+            await self._audit("success", protocol, mechanism, login.raw,
+                              account.mailbox_id, source_ip,
+                              f"certificate {match.how}: {match.subject}"[:240])
+            return self._principal(account)
+
+    async def _refuse_uncounted(self, source: str, protocol: str, mechanism: str,
+                                login: str, source_ip: str, reason: str) -> NoReturn:
+        """A refusal that is not a guess: audited and tarpitted, not counted."""
+        keys = ThrottleKeys(account="-", source=source)
+        prior = await self.state.get_counters([keys.src])
+        outcome = FailureOutcome(delay=self.throttle.delay_for(prior, keys), counted=False,
+                                 new_locks=())
+        await self._fail(outcome, protocol, mechanism, login, None, source_ip, reason)
+
+    async def _nt_hash(self, account: Account) -> bytes | None:
+        """The account's NT hash when its directory keeps one and NTLM is enabled."""
+        lookup = getattr(self.directory, "lookup_nt_hash", None)
+        if lookup is None:
+            return None
+        value = await lookup(account)
+        return value if isinstance(value, bytes) and len(value) == 16 else None
 
     async def _attempt(self, cred: PasswordCredential, login: LoginName,
                        account: Account | None, keys: ThrottleKeys, protocol: str,
@@ -148,7 +286,7 @@ class AuthService:
         if account is not None and self.cache.check(
                 cache_key, cred.password, mailbox_id=account.mailbox_id,
                 credential_version=account.credential_version, now=now):
-            reason = await self._refusal_for_valid_password(account, cred, protocol)
+            reason = await self._refusal_for_valid(account, cred.authzid, protocol)
             if reason is None:
                 log.debug("auth outcome=success cached=1 protocol=%s mailbox=%d source=%s",
                           protocol, account.mailbox_id, source_ip)
@@ -173,7 +311,7 @@ class AuthService:
             await self._fail(outcome, protocol, mechanism, login.raw, mailbox_id, source_ip,
                              reason)
 
-        refusal = await self._refusal_for_valid_password(account, cred, protocol)
+        refusal = await self._refusal_for_valid(account, cred.authzid, protocol)
         if refusal is not None:
             await self._refuse_valid(keys, protocol, mechanism, login, account, source_ip,
                                      refusal, verdict.counters)
@@ -184,18 +322,18 @@ class AuthService:
                           source_ip, "")
         return self._principal(account)
 
-    async def _refusal_for_valid_password(self, account: Account, cred: PasswordCredential,
-                                          protocol: str) -> str | None:
-        """Why a correct password is still refused, or None."""
+    async def _refusal_for_valid(self, account: Account, authzid: str | None,
+                                 protocol: str) -> str | None:
+        """Why a correct password (or NTLM proof) is still refused, or None."""
         if not account.enabled:
             return "account disabled"
         if not protocol_allowed(account, protocol):
             return f"protocol {protocol} disabled for the mailbox"
-        if cred.authzid:
+        if authzid:
             # RFC 4616 §2: an authzid other than the authcid's own identity would be
             # proxy authorisation, which nobody is granted (yet).
             try:
-                target_login = parse_login(cred.authzid, default_domain=self.default_domain)
+                target_login = parse_login(authzid, default_domain=self.default_domain)
             except LoginNameError:
                 return "malformed authorization identity"
             target = await self.directory.lookup(target_login)
@@ -246,4 +384,4 @@ class AuthService:
             mailbox_id=account.mailbox_id, name=account.name,
             login_name=account.user_principal_name,
             primary_smtp_address=account.primary_smtp_address,
-            display_name=account.display_name)
+            display_name=account.display_name, extra_groups=account.groups)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auth.directories.ldap import LdapSettings
 from gateway.errors import ConfigError
 
 ENV_CONFIG = "GATEWAY_CONFIG"
@@ -107,6 +108,7 @@ class Settings:
     shutdown_grace_seconds: float
     org_poll_seconds: float
     logging: LoggingSettings
+    ldap: LdapSettings | None = None
     source: str = "embedded defaults"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -149,6 +151,11 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
 
 def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "true or false"
+
+
+def _str_list(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(e, str) and e for e in v)
+    return None if ok else "a list of non-empty strings"
 
 
 def _endpoints(v: Any) -> str | None:
@@ -228,9 +235,64 @@ SCHEMA: tuple[Key, ...] = (
     Key("tls.generate_self_signed", "true or false", True,
         "Generate a self-signed certificate for server_name when the files are missing. "
         "Set false in production so a missing certificate is an error.", _bool),
+    Key("tls.client_ca_file", "a file path", "",
+        "PEM file of the CAs whose client certificates are accepted (certificate login: "
+        "SMTP/IMAP/POP3 EXTERNAL, ActiveSync and web mail). \"\" turns client "
+        "certificates off. Never requested on the smtp (MX) listener.", _is_str),
+    Key("tls.client_crl_file", "a file path", "",
+        "PEM file of CRLs checked for client certificates (leaf only); it must hold a "
+        "current CRL of every CA in tls.client_ca_file. Re-read when it changes. \"\" "
+        "means no revocation check.", _is_str),
+    Key("tls.client_certificates", "request or require", "request",
+        '"request": ask for a client certificate and verify any that is sent; '
+        '"require": refuse TLS handshakes without one. Applies where client '
+        "certificates are used (HTTPS; line protocols that enable EXTERNAL).",
+        _one_of("request", "require")),
     Key("http.health_bind", "a list of endpoints", ["127.0.0.1:8080"],
         "Plain-HTTP listener for /healthz (load balancers, monitoring). Keep it on a "
         "management network.", _endpoints),
+    Key("ldap.uris", "a list of LDAP URIs", [],
+        "Directory servers tried in order (failover), e.g. [\"ldap://dc1.example.com\", "
+        "\"ldap://dc2.example.com\"]. Empty: no LDAP directory, local mailboxes only.",
+        _str_list),
+    Key("ldap.base_dn", "a distinguished name", "", "Where users are searched.", _is_str),
+    Key("ldap.bind_dn", "a distinguished name", "",
+        "Service account for searches; \"\" searches anonymously.", _is_str),
+    Key("ldap.bind_password_file", "a file path", "",
+        "File whose first line is the service account's password (keep it mode 0600).",
+        _is_str),
+    Key("ldap.tls", "starttls, ldaps or none", "starttls",
+        "StartTLS on ldap:// URIs (RFC 4513 §3), ldaps:// URIs, or none (clear text: "
+        "loopback or ldapi only). Certificates and host names are always checked.",
+        _one_of("starttls", "ldaps", "none")),
+    Key("ldap.ca_file", "a file path", "",
+        "PEM bundle of the CAs that sign the directory servers' certificates; \"\" uses "
+        "the system's.", _is_str),
+    Key("ldap.user_filter", "an LDAP filter", "(objectClass=person)",
+        "Which entries are users (combined with the login attribute match).", _is_str),
+    Key("ldap.login_attributes", "a list of attribute names",
+        ["mail", "userPrincipalName", "sAMAccountName", "proxyAddresses"],
+        "Attributes a login name is matched against (RFC 4515 escaped).", _str_list),
+    Key("ldap.mail_attribute", "an attribute name", "mail",
+        "Attribute holding the primary SMTP address.", _is_str),
+    Key("ldap.display_name_attribute", "an attribute name", "displayName",
+        "Attribute holding the display name.", _is_str),
+    Key("ldap.group_attribute", "an attribute name", "memberOf",
+        "Attribute listing group DNs, mapped to DOMAIN\\group principals.", _is_str),
+    Key("ldap.netbios_domain", "a NetBIOS domain name", "",
+        "Domain accepted in DOMAIN\\user logins; \"\" uses the organisation's.", _is_str),
+    Key("ldap.connect_timeout", "a number of seconds", 5.0,
+        "Per-server connection timeout before failing over.", _is_number(0.1, 300)),
+    Key("ldap.operation_timeout", "a number of seconds", 10.0,
+        "Timeout of one search or bind.", _is_number(0.1, 300)),
+    Key("ldap.pool_size", "a number of connections", 4,
+        "Connections per pool (searches and binds each have one).", _is_number(1, 256)),
+    Key("ldap.max_pending", "a number of requests", 256,
+        "Directory requests allowed to wait for a connection before logins are refused "
+        "as temporarily unavailable.", _is_number(1, 100000)),
+    Key("ldap.retry_after", "a number of seconds", 30.0,
+        "How long a failed server is skipped before it is tried again.",
+        _is_number(1, 3600)),
     Key("logging.level", "a log level", "info", "debug, info, warning or error.",
         _one_of(*LOG_LEVELS)),
     Key("logging.format", "a log format", "text",
@@ -317,11 +379,16 @@ def settings_from_mapping(doc: Mapping[str, Any], *, source: str = "<mapping>") 
         why = _KEYS[path].check(value)
         if why is not None:
             problems.append(f"{path}: expected {why}, got {value!r}")
-    if problems:
-        raise ConfigError([f"{source}: {p}" for p in problems])
 
     def get(path: str) -> Any:
         return values.get(path, _KEYS[path].default)
+
+    ldap_settings = None
+    if not problems and get("ldap.uris"):
+        ldap_settings = _ldap_settings(get)
+        problems += ldap_settings.errors()
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
 
     server_name = (get("server_name") or default_server_name()).lower().rstrip(".")
     data_dir = Path(get("data_dir"))
@@ -352,6 +419,30 @@ def settings_from_mapping(doc: Mapping[str, Any], *, source: str = "<mapping>") 
             format=get("logging.format"),
             file=Path(log_file) if log_file else None,
         ),
+        ldap=ldap_settings,
         source=source,
         raw=dict(values),
+    )
+
+
+def _ldap_settings(get: Callable[[str], Any]) -> LdapSettings:
+    """The [ldap] table as the directory's own settings object (auth/directories/ldap.py)."""
+    return LdapSettings(
+        uris=tuple(get("ldap.uris")),
+        base_dn=get("ldap.base_dn"),
+        bind_dn=get("ldap.bind_dn") or None,
+        bind_password_file=get("ldap.bind_password_file") or None,
+        tls=get("ldap.tls"),
+        ca_file=get("ldap.ca_file") or None,
+        user_filter=get("ldap.user_filter"),
+        login_attributes=tuple(get("ldap.login_attributes")),
+        mail_attribute=get("ldap.mail_attribute"),
+        display_name_attribute=get("ldap.display_name_attribute"),
+        group_attribute=get("ldap.group_attribute"),
+        netbios_domain=get("ldap.netbios_domain") or None,
+        connect_timeout=float(get("ldap.connect_timeout")),
+        operation_timeout=float(get("ldap.operation_timeout")),
+        pool_size=int(get("ldap.pool_size")),
+        max_pending=int(get("ldap.max_pending")),
+        retry_after=float(get("ldap.retry_after")),
     )

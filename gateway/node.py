@@ -22,15 +22,21 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from auth.certificates import CertificateMapper
+from auth.directories.ldap import LdapDirectory
 from auth.directories.local import LocalDirectory
+from auth.directory import Directory
 from auth.hashing import HashRunner
 from auth.service import AuthService
 from gateway.bootstrap import BootstrapResult, bootstrap_organisation
 from gateway.config import Settings
 from gateway.health import HttpService, health_app
+from gateway.relay.service import RelayService
 from gateway.services import Service
 from gateway.store import Store, open_store
-from gateway.tls import ensure_certificate, server_context
+from gateway.tls import ensure_certificate, node_client_auth_context, server_context
+from protocols.pop3.service import Pop3Service
+from protocols.smtp.service import SmtpService
 
 log = logging.getLogger("gateway.node")
 
@@ -44,7 +50,9 @@ class Node:
         self.store: Store | None = None
         self.auth: AuthService | None = None
         self.tls: ssl.SSLContext | None = None
+        self.tls_client_auth: ssl.SSLContext | None = None  # None: client certs off
         self.hash_runner: HashRunner | None = None
+        self.ldap: LdapDirectory | None = None
         self.services: list[Service] = []
         self.org_version = -1
         self._stop = asyncio.Event()
@@ -56,6 +64,7 @@ class Node:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(ensure_certificate, s.tls, s.server_name)
         tls = self.tls = server_context(s.tls)
+        self.tls_client_auth = node_client_auth_context(s)
         log.info("opening store %s", _redact(s.store_url))
         self.store = await open_store(s.store_url)
         try:
@@ -64,8 +73,8 @@ class Node:
             await self.hash_runner.warm_up()
             # One auth service per process: every protocol front end authenticates
             # through it, so lockout, cache and audit are shared (docs/authentication.md).
-            self.auth = AuthService(LocalDirectory(self.store.org, self.hash_runner),
-                                    self.store.auth_state)
+            self.auth = AuthService(await self._open_directory(), self.store.auth_state)
+            self.auth.certificates = CertificateMapper(self.store.org)  # client certs
             self.org_version = await self.store.org.version()
             self.services = self._build_services(tls)
             for service in self.services:
@@ -88,10 +97,23 @@ class Node:
                     await service.stop(s.shutdown_grace_seconds)
                 except Exception:
                     log.exception("service %s did not stop cleanly", service.name)
+            if self.ldap is not None:
+                await self.ldap.close()
             if self.hash_runner is not None:
                 self.hash_runner.close()
             await self.store.close()
             log.info("stopped")
+
+    async def _open_directory(self) -> Directory:
+        """The local directory, behind the LDAP directory when [ldap] is configured."""
+        assert self.store is not None and self.hash_runner is not None
+        local = LocalDirectory(self.store.org, self.hash_runner)
+        if self.settings.ldap is None:
+            return local
+        self.ldap = await LdapDirectory.open(self.settings.ldap, self.store.org,
+                                             fallback=local)
+        log.info("LDAP directory: %s", ", ".join(self.settings.ldap.uris))
+        return self.ldap
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -112,9 +134,20 @@ class Node:
         """Every service of the node. Protocol front ends are added here by their issues."""
         s = self.settings
         app = health_app(s.server_name, self._health_probe)
+        assert self.store is not None and self.auth is not None
+        # The relay starts first and stops last: front ends hand it messages until the end.
+        relay = RelayService(self.store, server_name=s.server_name)
         return [
+            relay,
             HttpService("health", app, s.health_bind),
-            HttpService("https", app, s.bindings["https"], tls=tls),
+            HttpService("https", app, s.bindings["https"], tls=self.tls_client_auth or tls),
+            SmtpService(store=self.store, auth=self.auth, server_name=s.server_name, tls=tls,
+                        trusted_proxies=s.trusted_proxies, bindings=s.bindings,
+                        log_dir=s.data_dir / "logs" / "ProtocolLog" / "SmtpReceive",
+                        settings_source=None if s.source == "embedded defaults" else s.source,
+                        relay=relay.relay),
+            Pop3Service(org=self.store.org, mail=self.store.mail, auth=self.auth, tls=tls,
+                        node_bindings=s.bindings, trusted_proxies=s.trusted_proxies),
         ]
 
     async def _health_probe(self) -> dict[str, Any]:

@@ -1,1 +1,2 @@
-"""Directory implementations behind ``auth.directory.Directory`` (local store; LDAP later)."""
+"""Directory implementations behind ``auth.directory.Directory``: the local store
+(``local``) and LDAP (``ldap``, with its connection pool in ``ldap_pool``)."""

@@ -20,27 +20,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from auth.directory import Account, PasswordCheck
 from auth.hashing import HashRunner
 from auth.names import LoginName
 from gateway.errors import GatewayError, ValidationError
 from gateway.store.models import AcceptedDomain, Mailbox
+from gateway.store.org import OrgStore
 
 log = logging.getLogger("auth.directory.local")
 
 
-class OrgStore(Protocol):
-    """The part of ``store.org`` (docs/dev/interfaces.md) the local directory uses."""
-
-    async def find_mailbox_for_login(self, *, address: str | None = None,
-                                     account: str | None = None) -> Any: ...
-    async def get_mailbox_by_id(self, id: int) -> Any: ...
-    async def update_mailbox(self, id: int, /, **changes: Any) -> Any: ...
-    async def get_settings(self, section: str) -> dict[str, object]: ...
-    async def list_accepted_domains(self) -> Sequence[Any]: ...
 
 
 class LocalDirectory:

@@ -1,6 +1,6 @@
 """Sans-IO authentication mechanisms written once for every protocol.
 
-SASL (``PLAIN``, ``LOGIN``; NTLM and EXTERNAL later) through ``auth.mechanisms.sasl``
+SASL (``PLAIN``, ``LOGIN``, ``NTLM``; EXTERNAL later) through ``auth.mechanisms.sasl``
 for SMTP, IMAP and POP3; HTTP Basic through ``auth.mechanisms.basic``.
 """
 

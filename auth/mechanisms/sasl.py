@@ -29,7 +29,9 @@ from auth.credentials import Credential
 from auth.errors import MechanismCancelled, MechanismError
 from auth.mechanisms.base import MAX_RESPONSE_OCTETS, Challenge, SaslMechanism, Step
 from auth.mechanisms.login import LoginMechanism
+from auth.mechanisms.ntlm import NtlmMechanism
 from auth.mechanisms.plain import PlainMechanism
+from auth.ntlm.messages import TargetNames
 
 #: Longest base64 line accepted from a client (the encoding of MAX_RESPONSE_OCTETS).
 MAX_ENCODED_LENGTH = 4 * ((MAX_RESPONSE_OCTETS + 2) // 3)
@@ -39,6 +41,7 @@ _BASE64 = re.compile(rb"\A(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+
 MECHANISMS: dict[str, type[SaslMechanism]] = {
     PlainMechanism.name: PlainMechanism,
     LoginMechanism.name: LoginMechanism,
+    NtlmMechanism.name: NtlmMechanism,
 }
 
 
@@ -114,12 +117,22 @@ class SaslExchange:
         self._started = False
 
     @classmethod
-    def create(cls, name: str, *, allowed: frozenset[str] | None = None) -> SaslExchange:
-        """An exchange for mechanism ``name`` (case-insensitive), if offered."""
+    def create(cls, name: str, *, allowed: frozenset[str] | None = None,
+               channel_binding: bytes | None = None,
+               target_names: TargetNames | None = None) -> SaslExchange:
+        """An exchange for mechanism ``name`` (case-insensitive), if offered.
+
+        For NTLM: ``channel_binding`` is the MsvAvChannelBindings value expected on a
+        TLS connection (``auth.ntlm.verify.channel_bindings_hash(
+        tls_server_end_point(server_cert_der))``), ``None`` on a plain one;
+        ``target_names`` are announced in the CHALLENGE (default: from the host name).
+        """
         key = name.upper()
         factory = MECHANISMS.get(key)
         if factory is None or (allowed is not None and key not in allowed):
             raise MechanismError("unsupported authentication mechanism")
+        if factory is NtlmMechanism:
+            return cls(NtlmMechanism(names=target_names, channel_binding=channel_binding))
         return cls(factory())
 
     def begin(self, initial_response: bytes | str | None) -> ExchangeStep:

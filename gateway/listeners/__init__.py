@@ -64,6 +64,7 @@ from gateway.listeners.stream import (  # noqa: E402
     ConnectionInfo,
     ListenerSpec,
     StreamListenerSet,
+    pause_for_starttls,
     starttls_buffer_empty,
 )
 
@@ -77,6 +78,7 @@ __all__ = [
     "ProxyHeaderError",
     "StreamListenerSet",
     "bind_socket",
+    "pause_for_starttls",
     "read_proxy_header",
     "starttls_buffer_empty",
 ]

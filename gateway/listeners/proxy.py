@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -100,30 +102,55 @@ async def read_proxy_header(reader: asyncio.StreamReader,
                             deadline: float = DEFAULT_TIMEOUT) -> ProxiedAddresses | None:
     """Read a v1 or v2 header from ``reader`` within ``deadline`` seconds."""
     try:
-        return await asyncio.wait_for(_read(reader), deadline)
+        return await asyncio.wait_for(_read(reader.readexactly), deadline)
     except TimeoutError:
         raise ProxyHeaderError("PROXY header not received in time") from None
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         raise ProxyHeaderError("connection closed inside the PROXY header") from None
 
 
-async def _read(reader: asyncio.StreamReader) -> ProxiedAddresses | None:
-    first = await reader.readexactly(5)
+async def read_proxy_header_from_socket(
+        sock: socket.socket, deadline: float = DEFAULT_TIMEOUT) -> ProxiedAddresses | None:
+    """Read a v1 or v2 header from a raw non-blocking socket, consuming exactly the
+    header's bytes (what follows stays unread for the TLS or protocol layer)."""
+    loop = asyncio.get_running_loop()
+
+    async def readexactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = await loop.sock_recv(sock, n - len(data))
+            if not chunk:
+                raise asyncio.IncompleteReadError(data, n)
+            data += chunk
+        return data
+
+    try:
+        return await asyncio.wait_for(_read(readexactly), deadline)
+    except TimeoutError:
+        raise ProxyHeaderError("PROXY header not received in time") from None
+    except (asyncio.IncompleteReadError, OSError):
+        raise ProxyHeaderError("connection closed inside the PROXY header") from None
+
+
+async def _read(readexactly: Callable[[int], Awaitable[bytes]]) -> ProxiedAddresses | None:
+    """Consume one header through ``readexactly`` (v1: byte by byte up to CRLF, so
+    nothing after the header is read)."""
+    first = await readexactly(5)
     if first == b"PROXY":
         line = first
         while not line.endswith(b"\r\n"):
             if len(line) >= V1_MAX_LENGTH:
                 raise ProxyHeaderError("PROXY v1 line too long")
-            line += await reader.readexactly(1)
+            line += await readexactly(1)
         return parse_v1(line)
     if first == V2_SIGNATURE[:5]:
-        rest = await reader.readexactly(11)
+        rest = await readexactly(11)
         header = first + rest
         if header[:12] != V2_SIGNATURE:
             raise ProxyHeaderError("bad PROXY v2 signature")
         (length,) = struct.unpack("!H", header[14:16])
         if length > V2_MAX_PAYLOAD:
             raise ProxyHeaderError("PROXY v2 payload too long")
-        payload = await reader.readexactly(length)
+        payload = await readexactly(length)
         return parse_v2(header, payload)
     raise ProxyHeaderError("expected a PROXY header from a trusted proxy")

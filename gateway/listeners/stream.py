@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from gateway.config import Endpoint
 from gateway.listeners import bind_socket
-from gateway.listeners.proxy import ProxyHeaderError, read_proxy_header
+from gateway.listeners.proxy import ProxyHeaderError, read_proxy_header_from_socket
 
 log = logging.getLogger("gateway.listeners")
 
@@ -85,6 +85,19 @@ def starttls_buffer_empty(reader: asyncio.StreamReader) -> bool:
     return len(getattr(reader, "_buffer", b"")) == 0
 
 
+def pause_for_starttls(writer: asyncio.StreamWriter) -> None:
+    """Stop reading before sending the STARTTLS/STLS go-ahead.
+
+    The client's TLS ClientHello must stay in the socket for the TLS layer; if the
+    transport kept reading between the go-ahead and ``writer.start_tls`` it would land
+    in the StreamReader's buffer and the handshake would stall. ``start_tls`` resumes
+    reading itself.
+    """
+    transport = writer.transport
+    if isinstance(transport, asyncio.ReadTransport):
+        transport.pause_reading()
+
+
 def _unmap(ip: str) -> str:
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
@@ -93,11 +106,17 @@ def _unmap(ip: str) -> str:
 
 
 class _Bound:
-    """One listening endpoint with its asyncio server and spec."""
+    """One listening socket, its spec, and the task accepting connections on it."""
 
-    def __init__(self, spec: ListenerSpec, server: asyncio.Server) -> None:
+    def __init__(self, spec: ListenerSpec, sock: socket.socket,
+                 accept_task: asyncio.Task[None]) -> None:
         self.spec = spec
-        self.server = server
+        self.sock = sock
+        self.accept_task = accept_task
+
+    def close(self) -> None:
+        self.accept_task.cancel()
+        self.sock.close()
 
 
 class StreamListenerSet:
@@ -105,8 +124,10 @@ class StreamListenerSet:
 
     def __init__(self, name: str, *, tls_context: ssl.SSLContext | None,
                  trusted_proxies: Iterable[str] = (),
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 reuse_port: bool = False) -> None:
         self.name = name
+        self.reuse_port = reuse_port  # several worker processes share the sockets
         self.tls_context = tls_context
         self.trusted_proxies = tuple(ipaddress.ip_network(n, strict=False)
                                      for n in trusted_proxies)
@@ -130,8 +151,7 @@ class StreamListenerSet:
         """
         wanted = {(s.label, s.endpoint, s.implicit_tls): s for s in specs}
         for key in [k for k in self._bound if k not in wanted]:
-            bound = self._bound.pop(key)
-            bound.server.close()
+            self._bound.pop(key).close()
             log.info("%s: stopped listening on %s (%s)", self.name, key[1], key[0])
         for key, spec in wanted.items():
             if key in self._bound:
@@ -139,12 +159,12 @@ class StreamListenerSet:
                 continue
             if spec.implicit_tls and self.tls_context is None:
                 raise ValueError(f"{spec.label}: implicit TLS needs a TLS context")
-            sock = bind_socket(spec.endpoint)
-            server = await asyncio.start_server(self._client_callback(key), sock=sock,
-                                                limit=STREAM_LIMIT)
-            self._bound[key] = _Bound(spec, server)
-            log.info("%s: listening on %s (%s%s)", self.name, spec.endpoint, spec.label,
-                     ", implicit TLS" if spec.implicit_tls else "")
+            sock = bind_socket(spec.endpoint, reuse_port=self.reuse_port)
+            task = asyncio.create_task(self._accept_loop(key, sock))
+            self._bound[key] = _Bound(spec, sock, task)
+            log.info("%s: listening on %s (%s%s%s)", self.name, spec.endpoint, spec.label,
+                     ", implicit TLS" if spec.implicit_tls else "",
+                     ", shared" if self.reuse_port else "")
 
     def describe(self) -> list[str]:
         return [f"{b.spec.label}: {b.spec.endpoint}"
@@ -153,7 +173,7 @@ class StreamListenerSet:
 
     async def stop(self, grace: float) -> None:
         for bound in self._bound.values():
-            bound.server.close()
+            bound.close()
         self._bound.clear()
         if self._tasks:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
@@ -164,45 +184,44 @@ class StreamListenerSet:
 
     # -- per connection -----------------------------------------------------------------
 
-    def _client_callback(
-        self, key: tuple[str, Endpoint, bool]
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-        async def on_connect(reader: asyncio.StreamReader,
-                             writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._tasks.add(task)
+    async def _accept_loop(self, key: tuple[str, Endpoint, bool],
+                           sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
             try:
-                await self._serve(key, reader, writer)
-            finally:
-                self._tasks.discard(task)
+                conn, _addr = await loop.sock_accept(sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                log.warning("%s: accept failed: %s", self.name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.create_task(self._serve(key, conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-        return on_connect
-
-    async def _serve(self, key: tuple[str, Endpoint, bool], reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, key: tuple[str, Endpoint, bool], conn: socket.socket) -> None:
         bound = self._bound.get(key)
         cid = "c-" + secrets.token_hex(6)
+        writer: asyncio.StreamWriter | None = None
         try:
+            conn.setblocking(False)
             if bound is None:
                 return
             spec = bound.spec
             if len(self._tasks) > self.max_connections:
                 log.warning("%s: connection limit %d reached, refusing %s", self.name,
-                            self.max_connections, writer.get_extra_info("peername"))
+                            self.max_connections, conn.getpeername())
                 return
-            info = await self._connection_info(cid, spec, reader, writer)
+            info = await self._connection_info(cid, spec, conn)
             if info is None:
                 return
+            reader, writer = await self._open_streams(conn, spec.implicit_tls)
+            if writer is None:
+                log.info("%s: TLS handshake with %s failed", self.name, info.remote_ip,
+                         extra={"ctx": {"conn": cid}})
+                return
             if spec.implicit_tls:
-                assert self.tls_context is not None
-                try:
-                    await writer.start_tls(self.tls_context,
-                                           ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
-                except (ssl.SSLError, OSError, TimeoutError) as exc:
-                    log.info("%s: TLS handshake with %s failed: %s", self.name,
-                             info.remote_ip, exc, extra={"ctx": {"conn": cid}})
-                    return
                 info = info.with_tls(writer)
             await spec.handler(reader, writer, info)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -210,16 +229,42 @@ class StreamListenerSet:
         except Exception:
             log.exception("%s: connection %s failed", self.name, cid)
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 5)
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 5)
+            else:
+                conn.close()
+
+    async def _open_streams(
+        self, conn: socket.socket, implicit_tls: bool
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter | None]:
+        """Wrap the accepted socket in streams, doing the TLS handshake first if asked.
+
+        The protocol gets a client_connected_cb so that a later STARTTLS through
+        ``writer.start_tls`` runs server side."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+        made: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
+
+        def connected(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            if not made.done():
+                made.set_result(w)
+
+        protocol = asyncio.StreamReaderProtocol(reader, connected, loop=loop)
+        try:
+            await loop.connect_accepted_socket(
+                lambda: protocol, conn,
+                ssl=self.tls_context if implicit_tls else None,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit_tls else None)
+        except (ssl.SSLError, OSError, TimeoutError, ConnectionError):
+            return reader, None
+        return reader, await made
 
     async def _connection_info(self, cid: str, spec: ListenerSpec,
-                               reader: asyncio.StreamReader,
-                               writer: asyncio.StreamWriter) -> ConnectionInfo | None:
-        sock: socket.socket = writer.get_extra_info("socket")
-        peer = sock.getpeername()
-        local = sock.getsockname()
+                               conn: socket.socket) -> ConnectionInfo | None:
+        peer = conn.getpeername()
+        local = conn.getsockname()
         peer_ip, peer_port = _unmap(peer[0]), int(peer[1])
         local_ip, local_port = _unmap(local[0]), int(local[1])
         info = ConnectionInfo(connection_id=cid, listener=spec.label, local_ip=local_ip,
@@ -228,7 +273,9 @@ class StreamListenerSet:
         if not self.is_trusted_proxy(peer_ip):
             return info
         try:
-            proxied = await read_proxy_header(reader)
+            # Read exactly the header from the raw socket: whatever follows it (a TLS
+            # ClientHello, a pipelined command) stays in the kernel for the next layer.
+            proxied = await read_proxy_header_from_socket(conn)
         except ProxyHeaderError as exc:
             log.warning("%s: bad PROXY header from trusted proxy %s: %s", self.name,
                         peer_ip, exc, extra={"ctx": {"conn": cid}})

@@ -16,11 +16,17 @@ from pathlib import Path
 
 from gateway.store.auth_state import AuthStateStore
 from gateway.store.changes import ChangeFeed, ChangeHub
+from gateway.store.connectors import ConnectorStore
 from gateway.store.delivery import DEFAULT_MAX_MESSAGE_SIZE, Delivery, MessageTooLarge
 from gateway.store.engine import Engine, EngineStats
 from gateway.store.mail import MailStore, pop3_unique_id
 from gateway.store.org import OrgStore
+from gateway.store.queue import QueueStore
+from gateway.store.relay_queue import RelayQueue
+from gateway.store.send_connectors import SendConnectorStore
+from gateway.store.sessions import SessionStore
 from gateway.store.sync_state import SyncStateStore
+from gateway.store.tracking import TrackingLog
 from gateway.store.url import StoreURL, parse_store_url
 
 __all__ = [
@@ -48,10 +54,16 @@ class Store:
         self._hub = ChangeHub(engine)
         engine.set_notifier(self._hub.wake)
         self.org = OrgStore(engine)
+        self.connectors = ConnectorStore(engine)
         self.auth_state = AuthStateStore(engine)
         self.mail = MailStore(engine)
         self.changes = ChangeFeed(engine, self._hub)
         self.sync_state = SyncStateStore(engine)
+        self.tracking = TrackingLog(engine)
+        self.relay_queue = RelayQueue(engine)
+        self.queue = QueueStore(engine)
+        self.send_connectors = SendConnectorStore(engine)
+        self.sessions = SessionStore(engine)
 
     @property
     def stats(self) -> EngineStats:

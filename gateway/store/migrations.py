@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import time
 
+from gateway.store.connectors_schema import MIGRATION_2
 from gateway.store.engine import Tx
+from gateway.store.queue_schema import MIGRATION_6
+from gateway.store.sessions_schema import MIGRATION_7
+from gateway.store.tracking_schema import MIGRATION_3
 
 MIGRATION_1 = [
     # -- organisation configuration -------------------------------------------------
@@ -170,6 +174,10 @@ MIGRATION_1 = [
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "initial schema", MIGRATION_1),
+    (2, "receive connectors and permissions", MIGRATION_2),
+    (3, "message tracking log and relay queue", MIGRATION_3),
+    (6, "relay queue and send connectors", MIGRATION_6),
+    (7, "web sessions", MIGRATION_7),
 ]
 
 # PostgreSQL advisory lock key held while migrating ("gwstore" in ASCII).

@@ -32,6 +32,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def other_bindings() -> str:
+    """Free loopback ports for every protocol listener, so tests never collide with
+    another node (or another test run) on the quick-start ports."""
+    names = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+    return "".join(f'{name} = ["127.0.0.1:{free_port()}"]\n' for name in names)
+
+
 def write_config(tmp_path: Path, store_url: str) -> tuple[Path, int, int]:
     health, https = free_port(), free_port()
     cfg = tmp_path / "gateway.toml"
@@ -45,7 +52,7 @@ shutdown_grace_seconds = 2
 health_bind = ["127.0.0.1:{health}"]
 [bindings]
 https = ["127.0.0.1:{https}"]
-""")
+{other_bindings()}""")
     return cfg, health, https
 
 
@@ -184,7 +191,7 @@ def test_port_in_use_is_reported_clearly(tmp_path: Path) -> None:
         cfg = tmp_path / "g.toml"
         cfg.write_text(f'data_dir = "{tmp_path / "var"}"\n[http]\n'
                        f'health_bind = ["127.0.0.1:{port}"]\n[bindings]\n'
-                       f'https = ["127.0.0.1:{free_port()}"]\n')
+                       f'https = ["127.0.0.1:{free_port()}"]\n{other_bindings()}')
         r = gateway(cfg, "serve", timeout=60)
         assert r.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}: the address is already in use" in r.stderr

@@ -15,6 +15,7 @@ from gateway.config import (
     parse_endpoint,
     settings_from_mapping,
 )
+from gateway.config_docs import rewrite
 from gateway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +115,21 @@ def test_configuration_reference_documents_every_key() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
     missing = [k.path for k in SCHEMA if f"`{k.path}`" not in doc]
     assert not missing, f"docs/configuration.md lacks {missing}"
+    assert rewrite(doc) == doc, ("docs/configuration.md is stale: run "
+                                 "python -m gateway.config_docs docs/configuration.md")
+
+
+def test_ldap_table_builds_directory_settings_and_reports_its_problems() -> None:
+    s = settings_from_mapping({"ldap": {"uris": ["ldap://127.0.0.1:3890"],
+                                        "base_dn": "dc=example,dc=test",
+                                        "bind_dn": "cn=svc,dc=example,dc=test",
+                                        "bind_password_file": "/etc/gateway/ldap.pw"}})
+    assert s.ldap is not None and s.ldap.uris == ("ldap://127.0.0.1:3890",)
+    assert s.ldap.tls == "starttls" and s.ldap.pool_size == 4
+    assert settings_from_mapping({}).ldap is None
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"ldap": {"uris": ["ldaps://dc1"], "base_dn": "nonsense",
+                                        "bind_dn": "cn=svc,dc=example,dc=test"}})
+    problems = "\n".join(info.value.problems)
+    assert "ldap.uris" in problems and "ldap.base_dn" in problems
+    assert "ldap.bind_password_file" in problems

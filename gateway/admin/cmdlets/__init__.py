@@ -6,8 +6,12 @@ One module per noun group; a later issue adds its cmdlets by adding a module her
 
 from gateway.admin.cmdlets import (  # noqa: F401
     casmailbox,
+    certificates,
+    connectors,
     core,
     domains,
     mailboxes,
     organization,
+    protocol_settings,
+    relay,
 )

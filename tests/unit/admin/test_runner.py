@@ -168,13 +168,13 @@ async def test_custom_registry_extends_the_shell(ctx):
         return [Record("Queue", "q1", {"Identity": "q1", "MessageCount": inv.get("Min", 0)},
                        ("Identity", "MessageCount"))]
 
-    registry.add(CmdletSpec("Get-Queue", "queues",
+    registry.add(CmdletSpec("Get-TestWidget", "queues",
                             (ParamSpec("Min", "int", minimum=0),), get_queue))
     local = AdminContext(store=ctx.store, registry=registry)
-    assert await run_line(local, "Get-Queue -Min 3") == "Identity     : q1\nMessageCount : 3"
+    assert await run_line(local, "Get-TestWidget -Min 3") == "Identity     : q1\nMessageCount : 3"
     with pytest.raises(CmdletError, match="outside the range 0 to"):
-        await run_line(local, "Get-Queue -Min -1")
-    assert "Get-Queue" not in REGISTRY
+        await run_line(local, "Get-TestWidget -Min -1")
+    assert "Get-TestWidget" not in REGISTRY
 
 
 async def test_warnings_follow_text_but_stay_out_of_json(org_ctx):

@@ -1,0 +1,79 @@
+"""An SMTP worker process: ``python -m protocols.smtp.worker [settings.toml]``.
+
+Role: a small composition root for one extra SMTP process of a node (see
+``protocols.smtp.workers``): settings, store, auth service, the SMTP service on
+SO_REUSEPORT sockets, organisation polling, clean stop on SIGTERM, and exit when the
+parent node is gone.
+
+Invariants: never creates organisation objects (the node did); never outlives its
+parent by more than one poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from auth.directories.local import LocalDirectory
+from auth.hashing import HashRunner
+from auth.service import AuthService
+from gateway.config import Settings, load_settings
+from gateway.logsetup import configure_logging
+from gateway.store import open_store
+from gateway.tls import server_context
+from protocols.smtp.service import SmtpService
+
+log = logging.getLogger("protocols.smtp.worker")
+
+
+async def run_worker(settings: Settings) -> None:
+    parent = os.getppid()
+    store = await open_store(settings.store_url)
+    runner = HashRunner()
+    try:
+        await runner.warm_up()
+        auth = AuthService(LocalDirectory(store.org, runner), store.auth_state)
+        service = SmtpService(store=store, auth=auth, server_name=settings.server_name,
+                              tls=server_context(settings.tls),
+                              trusted_proxies=settings.trusted_proxies,
+                              log_dir=settings.data_dir / "logs" / "ProtocolLog"
+                              / "SmtpReceive", create_defaults=False, worker=True)
+        await service.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        version = await store.org.version()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.org_poll_seconds)
+            if os.getppid() != parent:
+                break
+            try:
+                current = await store.org.version()
+            except Exception as exc:
+                log.warning("smtp worker: cannot read the organisation version: %s", exc)
+                continue
+            if current != version:
+                version = current
+                await service.on_org_change(current)
+        await service.stop(settings.shutdown_grace_seconds)
+    finally:
+        runner.close()
+        await store.close()
+
+
+def main(argv: list[str]) -> int:
+    settings = load_settings(argv[0] if argv else None)
+    configure_logging(settings.logging)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
