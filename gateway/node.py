@@ -35,6 +35,7 @@ from gateway.relay.service import RelayService
 from gateway.services import Service
 from gateway.store import Store, open_store
 from gateway.tls import ensure_certificate, node_client_auth_context, server_context
+from protocols.imap.service import ImapService
 from protocols.pop3.service import Pop3Service
 from protocols.smtp.service import SmtpService
 
@@ -147,6 +148,8 @@ class Node:
                         settings_source=None if s.source == "embedded defaults" else s.source,
                         relay=relay.relay),
             Pop3Service(org=self.store.org, mail=self.store.mail, auth=self.auth, tls=tls,
+                        node_bindings=s.bindings, trusted_proxies=s.trusted_proxies),
+            ImapService(store=self.store, auth=self.auth, server_name=s.server_name, tls=tls,
                         node_bindings=s.bindings, trusted_proxies=s.trusted_proxies),
         ]
 

@@ -23,6 +23,7 @@ from gateway.store.mail import MailStore, pop3_unique_id
 from gateway.store.org import OrgStore
 from gateway.store.queue import QueueStore
 from gateway.store.relay_queue import RelayQueue
+from gateway.store.search import ImapSearchStore
 from gateway.store.send_connectors import SendConnectorStore
 from gateway.store.sessions import SessionStore
 from gateway.store.sync_state import SyncStateStore
@@ -59,6 +60,7 @@ class Store:
         self.mail = MailStore(engine)
         self.changes = ChangeFeed(engine, self._hub)
         self.sync_state = SyncStateStore(engine)
+        self.imap_search = ImapSearchStore(engine)
         self.tracking = TrackingLog(engine)
         self.relay_queue = RelayQueue(engine)
         self.queue = QueueStore(engine)
