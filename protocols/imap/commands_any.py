@@ -18,7 +18,7 @@ from auth.credentials import Credential, PasswordCredential
 from auth.errors import AuthenticationFailed, AuthUnavailable, MechanismCancelled, MechanismError
 from auth.mechanisms.sasl import MAX_ENCODED_LENGTH, Authenticate, SaslExchange, SendChallenge
 from auth.principal import Principal
-from gateway.listeners.stream import starttls_buffer_empty
+from gateway.listeners import pause_for_starttls, starttls_buffer_empty
 from gateway.protocol_settings import login_allowed
 from protocols.imap import limits
 from protocols.imap.connection import ConnectionClosed
@@ -96,6 +96,7 @@ class AnyStateCommands(UpdatesMixin):
             # RFC 2595 §3.1 / security.md A5: plaintext pipelined after STARTTLS would be
             # read as if it had come over TLS.
             raise Bye("Data pipelined after STARTTLS")
+        pause_for_starttls(self.conn.writer)  # the ClientHello must reach the TLS layer
         await self.conn.send(f"{tag} OK Begin TLS negotiation now\r\n".encode())
         try:
             await asyncio.wait_for(self.conn.writer.start_tls(ctx), 30)
