@@ -63,6 +63,12 @@ class ThrottlePolicy:
     repeat_ttl: float = 900.0
     repeat_max_entries: int = 10_000
 
+    @property
+    def retention(self) -> float:
+        """How long a counter can matter: rows older than this may be pruned."""
+        return max(self.pair_window, self.source_window, self.account_window,
+                   self.familiar_for)
+
     def __post_init__(self) -> None:
         for name in ("pair_threshold", "source_threshold", "account_threshold",
                      "account_delay_divisor", "repeat_max_entries"):

@@ -31,6 +31,7 @@ from auth.service import AuthService
 from gateway.bootstrap import BootstrapResult, bootstrap_organisation
 from gateway.config import Settings
 from gateway.health import HttpService, health_app
+from gateway.maintenance import MaintenanceService
 from gateway.relay.service import RelayService
 from gateway.services import Service
 from gateway.store import Store, open_store
@@ -140,6 +141,7 @@ class Node:
         relay = RelayService(self.store, server_name=s.server_name)
         return [
             relay,
+            MaintenanceService(self.store),
             HttpService("health", app, s.health_bind),
             HttpService("https", app, s.bindings["https"], tls=self.tls_client_auth or tls),
             SmtpService(store=self.store, auth=self.auth, server_name=s.server_name, tls=tls,

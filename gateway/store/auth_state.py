@@ -89,6 +89,16 @@ class AuthStateStore:
                        keys)
         await self._engine.write(fn)
 
+    async def prune(self, *, older_than: float, now: float) -> int:
+        """Delete counters whose window began before ``older_than`` and that hold no
+        lock at ``now`` (record_failure would reset them anyway); returns how many.
+        The audit trail is kept: it is a record, not state."""
+        def fn(tx: Tx) -> int:
+            return int(tx.execute(
+                "DELETE FROM auth_failures WHERE first_failure < ? AND locked_until <= ?",
+                (older_than, now)).rowcount)
+        return await self._engine.write(fn)
+
     async def append_audit(self, event: AuthAuditEvent) -> None:
         def clip(value: str) -> str:
             return str(value)[:MAX_AUDIT_FIELD]
