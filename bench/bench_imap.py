@@ -48,25 +48,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 sys.path.insert(0, str(ROOT))
+from benchlib import free_port, gateway_node, wait_port  # noqa: E402
 
 USER = "bench@bench.test"
 PASSWORD = "bench-secret-1"
 _LIT = re.compile(rb"\{(\d+)\}\r\n$")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def make_message(i: int, size: int) -> bytes:
@@ -144,38 +134,10 @@ def gateway(port: int, messages: list[bytes], store: str, appenders: int
     d = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     store_url = f"sqlite:///{d / 'gateway.db'}" if store == "sqlite" else store
     asyncio.run(fill_gateway(store_url, messages, appenders))
-    config = d / "gateway.toml"
-    config.write_text(f"""\
-server_name = "gateway.bench.test"
-data_dir = "{d / 'var'}"
-store_url = "{store_url}"
-[logging]
-level = "warning"
-[http]
-health_bind = []
-[bindings]
-smtp = []
-submission = []
-submissions = []
-imap = ["127.0.0.1:{port}"]
-imaps = []
-pop3 = []
-pop3s = []
-https = []
-""")
-    log = open(d / "gateway.log", "wb")
-    proc = subprocess.Popen([str(PYTHON), "-m", "gateway", "--config", str(config), "serve"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        wait_port(port)
-        yield [proc.pid]
+        with gateway_node({"imap": port}, store_url=store_url, workdir=d) as proc:
+            yield [proc.pid]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         shutil.rmtree(d, ignore_errors=True)
 
 

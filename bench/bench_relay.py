@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchlib import free_port  # noqa: E402
 
 from gateway.relay import Relay, TransportSettings  # noqa: E402
 from gateway.relay.routing import StaticResolver  # noqa: E402
@@ -147,14 +148,6 @@ def sink() -> Iterator[tuple[int, list[int]]]:
         yield port, got
     finally:
         controller.stop()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def postfix_run(messages: int, size: int, sessions: int) -> float:

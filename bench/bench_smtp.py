@@ -27,8 +27,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,22 +35,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+from benchlib import free_port, gateway_node, wait_port  # noqa: E402
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 POSTFIX_MAIN = """\
@@ -116,41 +105,8 @@ def postfix(port: int) -> Iterator[None]:
 @contextlib.contextmanager
 def gateway(port: int, workers: int) -> Iterator[str]:
     """A gateway node; yields the local recipient address."""
-    d = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    config = d / "gateway.toml"
-    config.write_text(f"""\
-server_name = "gateway.bench.test"
-data_dir = "{d / 'var'}"
-bootstrap_domain = "bench.test"
-[logging]
-level = "warning"
-[http]
-health_bind = []
-[bindings]
-smtp = ["127.0.0.1:{port}"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-pop3 = []
-pop3s = []
-https = []
-""")
-    env = dict(os.environ, GATEWAY_SMTP_WORKERS=str(workers))
-    log = open(d / "gateway.log", "wb")
-    proc = subprocess.Popen([str(PYTHON), "-m", "gateway", "--config", str(config), "serve"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    try:
-        wait_port(port)
+    with gateway_node({"smtp": port}, env={"GATEWAY_SMTP_WORKERS": str(workers)}):
         yield "admin@bench.test"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def drive(port: int, messages: int, size: int, sessions: int, rcpt: str) -> float:
