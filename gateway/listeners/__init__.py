@@ -25,9 +25,13 @@ class BindError(GatewayError):
 def bind_socket(endpoint: Endpoint, *, reuse_port: bool = False) -> socket.socket:
     """Bind and listen on ``endpoint``; the socket is non-blocking."""
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP (not 0): accepted sockets inherit it, and asyncio only sets
+    # TCP_NODELAY on sockets that say they are TCP. Without it a reply written in two
+    # pieces (HTTP headers, then body) waits ~40 ms for the peer's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if reuse_port and hasattr(socket, "SO_REUSEPORT"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:

@@ -192,3 +192,27 @@ async def test_starttls_buffer_check() -> None:
     assert starttls_buffer_empty(reader)
     reader.feed_data(b"a002 LOGIN injected\r\n")
     assert not starttls_buffer_empty(reader)
+
+
+async def test_accepted_connections_have_tcp_nodelay() -> None:
+    """Replies written in pieces must not wait for delayed ACKs (Nagle): every accepted
+    socket has TCP_NODELAY."""
+    seen: list[int] = []
+
+    async def probe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    info: ConnectionInfo) -> None:
+        sock = writer.get_extra_info("socket")
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.write(b"ok\r\n")
+        await writer.drain()
+
+    port = free_port()
+    listeners = StreamListenerSet("t", tls_context=None)
+    await listeners.apply([ListenerSpec("imap", Endpoint("127.0.0.1", port), False, probe)])
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(r.readline(), 5) == b"ok\r\n"
+        w.close()
+        assert seen and seen[0] != 0
+    finally:
+        await listeners.stop(1)
