@@ -21,13 +21,19 @@ for clients).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
-from gateway.protocol_settings import LoginType, ProtocolSettings, login_allowed
+from gateway.protocol_settings import LOGIN_TYPES, LoginType, ProtocolSettings, login_allowed
 
 ClientProtocol = Literal["smtp", "imap", "pop3", "owa", "activesync"]
 CLIENT_PROTOCOLS: frozenset[str] = frozenset({"smtp", "imap", "pop3", "owa", "activesync"})
 ClientCertAuth = Literal["Ignore", "Accepted", "Required"]
+LogonFormat = Literal["FullDomain", "UserName", "PrincipalName"]
+CLIENT_CERT_AUTH_VALUES: tuple[str, ...] = ("Ignore", "Accepted", "Required")
+LOGON_FORMATS: tuple[str, ...] = ("FullDomain", "UserName", "PrincipalName")
+#: Store sections (``store.org`` settings) of the virtual-directory cmdlets.
+OWA_SECTION = "owa_virtual_directory"
+ACTIVESYNC_SECTION = "activesync_virtual_directory"
 
 #: Mechanism names the policy knows. SASL names as registered (RFC 4422); HTTP schemes
 #: by their ``Authorization`` scheme; "clear-login" is IMAP LOGIN / POP3 USER+PASS;
@@ -101,6 +107,9 @@ class AuthPolicySettings:
     smtp_auth_mechanism: frozenset[str] = frozenset({"Tls", "Integrated", "BasicAuth",
                                                      "BasicAuthRequireTLS"})
     smtp_require_tls: bool = False
+    # Set-OwaVirtualDirectory -LogonFormat / -DefaultDomain (applied to Basic logins)
+    owa_logon_format: LogonFormat = "FullDomain"
+    owa_default_domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,3 +220,68 @@ def _http(protocol: str, mech: str, connection: ConnectionFacts,
         else settings.activesync_windows_auth_enabled
     return PolicyDecision(True, f"ActiveSync allows {mech}") if enabled else \
         _no(f"ActiveSync virtual directory does not allow {mech}")
+
+
+# -- loading from the store (Get/Set-OwaVirtualDirectory, Get/Set-ActiveSyncVirtualDirectory,
+#    Set-ImapSettings, Set-PopSettings) -----------------------------------------------------
+
+
+class SettingsSource(Protocol):
+    """What ``load_auth_policy`` reads: ``store.org``."""
+
+    async def get_settings(self, section: str) -> dict[str, object]: ...
+
+
+def _flag(section: dict[str, object], key: str, default: bool) -> bool:
+    value = section.get(key, default)
+    return value if isinstance(value, bool) else default
+
+
+def _choice(section: dict[str, object], key: str, choices: tuple[str, ...],
+            default: str) -> str:
+    value = section.get(key, default)
+    return value if isinstance(value, str) and value in choices else default
+
+
+def policy_from_sections(owa: dict[str, object], activesync: dict[str, object],
+                         imap: dict[str, object] | None = None,
+                         pop: dict[str, object] | None = None,
+                         base: AuthPolicySettings | None = None) -> AuthPolicySettings:
+    """The policy from stored sections; a missing or malformed value keeps ``base``'s
+    (Exchange's default), so a bad row can never open a mechanism that is off."""
+    b = base or AuthPolicySettings()
+    domain = owa.get("default_domain")
+    return AuthPolicySettings(
+        owa_forms_authentication=_flag(owa, "forms_authentication",
+                                       b.owa_forms_authentication),
+        owa_basic_authentication=_flag(owa, "basic_authentication",
+                                       b.owa_basic_authentication),
+        owa_windows_authentication=_flag(owa, "windows_authentication",
+                                         b.owa_windows_authentication),
+        owa_logon_format=cast(LogonFormat, _choice(owa, "logon_format", LOGON_FORMATS,
+                                                   b.owa_logon_format)),
+        owa_default_domain=domain if isinstance(domain, str) and domain
+        else b.owa_default_domain,
+        activesync_basic_auth_enabled=_flag(activesync, "basic_auth_enabled",
+                                            b.activesync_basic_auth_enabled),
+        activesync_windows_auth_enabled=_flag(activesync, "windows_auth_enabled",
+                                              b.activesync_windows_auth_enabled),
+        activesync_client_cert_auth=cast(ClientCertAuth, _choice(
+            activesync, "client_cert_auth", CLIENT_CERT_AUTH_VALUES,
+            b.activesync_client_cert_auth)),
+        imap_login_type=cast(LoginType, _choice(imap or {}, "login_type", LOGIN_TYPES,
+                                                b.imap_login_type)),
+        pop_login_type=cast(LoginType, _choice(pop or {}, "login_type", LOGIN_TYPES,
+                                               b.pop_login_type)),
+        smtp_auth_mechanism=b.smtp_auth_mechanism,
+        smtp_require_tls=b.smtp_require_tls)
+
+
+async def load_auth_policy(org: SettingsSource, *,
+                           base: AuthPolicySettings | None = None) -> AuthPolicySettings:
+    """Read the virtual-directory and IMAP/POP sections from the store. The receive
+    connector's AuthMechanism is per connector: the SMTP front end sets it on ``base``."""
+    owa: dict[str, Any] = await org.get_settings(OWA_SECTION)
+    activesync: dict[str, Any] = await org.get_settings(ACTIVESYNC_SECTION)
+    return policy_from_sections(owa, activesync, await org.get_settings("imap"),
+                                await org.get_settings("pop"), base=base)

@@ -31,6 +31,7 @@ from auth.service import AuthService
 from gateway.bootstrap import BootstrapResult, bootstrap_organisation
 from gateway.config import Settings
 from gateway.health import HttpService, health_app
+from gateway.http.auth import https_app
 from gateway.maintenance import MaintenanceService
 from gateway.relay.service import RelayService
 from gateway.services import Service
@@ -38,6 +39,7 @@ from gateway.store import Store, open_store
 from gateway.tls import ensure_certificate, node_client_auth_context, server_context
 from protocols.imap.service import ImapService
 from protocols.pop3.service import Pop3Service
+from protocols.smtp.auth import load_certificate_der
 from protocols.smtp.service import SmtpService
 
 log = logging.getLogger("gateway.node")
@@ -53,6 +55,7 @@ class Node:
         self.auth: AuthService | None = None
         self.tls: ssl.SSLContext | None = None
         self.tls_client_auth: ssl.SSLContext | None = None  # None: client certs off
+        self.server_certificate: bytes | None = None
         self.hash_runner: HashRunner | None = None
         self.ldap: LdapDirectory | None = None
         self.services: list[Service] = []
@@ -67,6 +70,9 @@ class Node:
         await asyncio.to_thread(ensure_certificate, s.tls, s.server_name)
         tls = self.tls = server_context(s.tls)
         self.tls_client_auth = node_client_auth_context(s)
+        # DER of the certificate served, for NTLM channel binding (RFC 5929 §4.1)
+        self.server_certificate = await asyncio.to_thread(load_certificate_der,
+                                                          s.tls.certificate)
         log.info("opening store %s", _redact(s.store_url))
         self.store = await open_store(s.store_url)
         try:
@@ -143,16 +149,24 @@ class Node:
             relay,
             MaintenanceService(self.store),
             HttpService("health", app, s.health_bind),
-            HttpService("https", app, s.bindings["https"], tls=self.tls_client_auth or tls),
+            HttpService("https", https_app(app, self.auth, self.store.org,
+                                           server_name=s.server_name,
+                                           certificate_file=s.tls.certificate),
+                        s.bindings["https"], tls=self.tls_client_auth or tls),
             SmtpService(store=self.store, auth=self.auth, server_name=s.server_name, tls=tls,
                         trusted_proxies=s.trusted_proxies, bindings=s.bindings,
                         log_dir=s.data_dir / "logs" / "ProtocolLog" / "SmtpReceive",
                         settings_source=None if s.source == "embedded defaults" else s.source,
-                        relay=relay.relay),
+                        relay=relay.relay, tls_client_auth=self.tls_client_auth,
+                        server_certificate=self.server_certificate),
             Pop3Service(org=self.store.org, mail=self.store.mail, auth=self.auth, tls=tls,
-                        node_bindings=s.bindings, trusted_proxies=s.trusted_proxies),
+                        node_bindings=s.bindings, trusted_proxies=s.trusted_proxies,
+                        tls_client_auth=self.tls_client_auth,
+                        server_certificate=self.server_certificate),
             ImapService(store=self.store, auth=self.auth, server_name=s.server_name, tls=tls,
-                        node_bindings=s.bindings, trusted_proxies=s.trusted_proxies),
+                        node_bindings=s.bindings, trusted_proxies=s.trusted_proxies,
+                        tls_client_auth=self.tls_client_auth,
+                        server_certificate=self.server_certificate),
         ]
 
     async def _health_probe(self) -> dict[str, Any]:

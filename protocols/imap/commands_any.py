@@ -16,6 +16,8 @@ import ssl
 
 from auth.credentials import Credential, PasswordCredential
 from auth.errors import AuthenticationFailed, AuthUnavailable, MechanismCancelled, MechanismError
+from auth.mechanisms.external import NAME as EXTERNAL
+from auth.mechanisms.external import external_exchange, offer_external
 from auth.mechanisms.sasl import MAX_ENCODED_LENGTH, Authenticate, SaslExchange, SendChallenge
 from auth.principal import Principal
 from gateway.listeners import pause_for_starttls, starttls_buffer_empty
@@ -131,11 +133,19 @@ class AnyStateCommands(UpdatesMixin):
         if cur.maybe_sp():
             initial = cur.atom()  # base64 or "=" (RFC 4959 §3)
         cur.end()
-        if name not in SASL_MECHANISMS:
+        if name not in SASL_MECHANISMS and name != EXTERNAL:
             raise No("Unsupported authentication mechanism", "CANNOT")
+        if name == EXTERNAL and not offer_external(self.info.client_certificate):
+            # RFC 4422 appendix A: EXTERNAL needs an authentication already established
+            raise No("EXTERNAL needs a TLS client certificate", "CANNOT")
         self._check_allowed(name)
         try:
-            exchange = SaslExchange.create(name, allowed=frozenset(SASL_MECHANISMS))
+            if name == EXTERNAL:
+                exchange = external_exchange(self.info.client_certificate)
+            else:  # NTLM is bound to our certificate over TLS (MS-NLMP §2.2.2.1)
+                exchange = SaslExchange.create(
+                    name, allowed=frozenset(SASL_MECHANISMS),
+                    channel_binding=self.ctx.channel_binding if self.info.tls else None)
             step = exchange.begin(initial)
             # the whole exchange counts as idle time before login
             async with asyncio.timeout(self.policy.pre_authenticated_connection_timeout):

@@ -17,6 +17,8 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from auth.mechanisms.external import NAME as EXTERNAL
+from auth.mechanisms.external import offer_external
 from auth.principal import Principal
 from auth.service import AuthService
 from gateway.listeners.stream import ConnectionInfo
@@ -34,7 +36,10 @@ from protocols.imap.connection import Connection
 from protocols.imap.selected import SelectedMailbox
 from protocols.imap.snapshots import FolderSnapshots
 
-SASL_MECHANISMS = ("PLAIN", "LOGIN")
+#: AUTHENTICATE mechanisms in advertising order; EXTERNAL is added on connections with
+#: a verified client certificate (auth.mechanisms.external), each filtered by the login
+#: type (gateway.protocol_settings.advertised_mechanisms).
+SASL_MECHANISMS = ("PLAIN", "LOGIN", "NTLM")
 
 
 class State(enum.Enum):
@@ -73,6 +78,9 @@ class ImapContext:
     users: UserConnectionCounter = field(default_factory=UserConnectionCounter)
     max_message_size: int = 50 * 1024 * 1024
     snapshots: FolderSnapshots = field(default_factory=FolderSnapshots)
+    # NTLM channel binding of our certificate (auth.ntlm.verify, RFC 5929 §4.1), used on
+    # TLS connections only; None: NTLM runs without it.
+    channel_binding: bytes | None = None
 
 
 class SessionState:
@@ -122,6 +130,15 @@ class SessionState:
         data = text.encode("utf-8") if isinstance(text, str) else text
         self.conn.write(b"* " + data + b"\r\n")
 
+    def sasl_mechanisms(self) -> tuple[str, ...]:
+        """AUTHENTICATE mechanisms offered and accepted now: the login type's answer
+        (gateway.protocol_settings) over PLAIN, LOGIN, NTLM and, with a verified client
+        certificate, EXTERNAL (RFC 4422 appendix A)."""
+        available = SASL_MECHANISMS + (
+            (EXTERNAL,) if offer_external(self.info.client_certificate) else ())
+        return advertised_mechanisms(self.policy, tls_active=self.info.tls,
+                                     available=available)
+
     def capabilities(self) -> list[str]:
         """CAPABILITY for the current state (RFC 9051 §7.2.2): what is offered before
         login depends on TLS and the login type."""
@@ -134,8 +151,7 @@ class SessionState:
             tls = self.info.tls
             if offer_starttls(tls_active=tls, tls_available=self.ctx.tls_context is not None):
                 caps.append("STARTTLS")
-            caps += [f"AUTH={m}" for m in advertised_mechanisms(
-                self.policy, tls_active=tls, available=SASL_MECHANISMS)]
+            caps += [f"AUTH={m}" for m in self.sasl_mechanisms()]
             if login_disabled(self.policy, tls_active=tls):
                 caps.append("LOGINDISABLED")  # RFC 3501 §6.2.3
         return caps

@@ -20,6 +20,7 @@ import logging
 import ssl
 from collections.abc import Iterable, Mapping
 
+from auth.ntlm.verify import channel_bindings_hash, tls_server_end_point
 from gateway.config import Endpoint
 from gateway.errors import GatewayError
 from gateway.listeners import ConnectionInfo, ListenerSpec, StreamListenerSet
@@ -46,12 +47,22 @@ class Pop3Service:
                  tls: ssl.SSLContext | None,
                  node_bindings: Mapping[str, Iterable[Endpoint]],
                  trusted_proxies: Iterable[str] = (),
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS,
+                 tls_client_auth: ssl.SSLContext | None = None,
+                 server_certificate: bytes | None = None) -> None:
+        """``tls_client_auth``: the node's client-auth context (docs/client-certificates
+        .md), used instead of ``tls`` for POP3S and STLS so that AUTH EXTERNAL can be
+        offered; ``server_certificate``: DER of the certificate served, for NTLM channel
+        binding (RFC 5929 §4.1)."""
+        if tls_client_auth is not None and tls is not None:
+            tls = tls_client_auth
         self._org = org
         self._node_bindings = node_bindings
         self.ctx = Pop3Context(settings=ProtocolSettings.defaults("pop", node_bindings),
                                mail=mail, auth=auth, tls_context=tls,
-                               connections=UserConnectionCounter())
+                               connections=UserConnectionCounter(),
+                               channel_binding=None if server_certificate is None else
+                               channel_bindings_hash(tls_server_end_point(server_certificate)))
         self.listeners = StreamListenerSet("pop3", tls_context=tls,
                                            trusted_proxies=tuple(trusted_proxies),
                                            max_connections=max_connections)

@@ -31,6 +31,8 @@ from auth.errors import (
     MechanismCancelled,
     MechanismError,
 )
+from auth.mechanisms.external import NAME as EXTERNAL
+from auth.mechanisms.external import external_exchange, offer_external
 from auth.mechanisms.sasl import MAX_ENCODED_LENGTH, MECHANISMS, SaslExchange, SendChallenge
 from auth.principal import Principal
 from gateway.errors import GatewayError
@@ -54,9 +56,9 @@ log = logging.getLogger("protocols.pop3")
 MAX_BAD_COMMANDS = 10
 MAX_AUTH_FAILURES = 3
 TLS_HANDSHAKE_TIMEOUT = 15.0
-# Offered SASL mechanisms. NTLM (auth.mechanisms.ntlm) needs the TLS channel binding
-# wired through SaslExchange.create(channel_binding=...) first; see docs/pop3.md.
-SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "LOGIN")
+# SASL mechanisms in advertising order; EXTERNAL is added on connections with a
+# verified client certificate; the login type filters them (docs/pop3.md).
+SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "LOGIN", "NTLM")
 
 NOT_VALID = "Command is not valid in this state."
 LOGON_FAILURE = "[AUTH] Logon failure: unknown user name or bad password."
@@ -80,6 +82,9 @@ class Pop3Context:
     auth: Authenticator
     tls_context: ssl.SSLContext | None
     connections: UserConnectionCounter = field(default_factory=UserConnectionCounter)
+    # NTLM channel binding of our certificate (auth.ntlm.verify, RFC 5929 §4.1), used on
+    # TLS connections only; None: NTLM runs without it.
+    channel_binding: bytes | None = None
 
 
 class Pop3Session(TransactionCommands):
@@ -186,13 +191,21 @@ class Pop3Session(TransactionCommands):
             tls = self.info.tls
             if login_allowed(self.settings, tls_active=tls, method="clear-login"):
                 caps.append("USER")
-            mechs = advertised_mechanisms(self.settings, tls_active=tls,
-                                          available=SASL_MECHANISMS)
+            mechs = self.sasl_mechanisms()
             if mechs:
                 caps.append("SASL " + " ".join(mechs))
             if offer_starttls(tls_active=tls, tls_available=self.ctx.tls_context is not None):
                 caps.append("STLS")
         return caps
+
+    def sasl_mechanisms(self) -> tuple[str, ...]:
+        """AUTH mechanisms offered and accepted now: the login type's answer
+        (gateway.protocol_settings) over PLAIN, LOGIN, NTLM and, with a verified client
+        certificate, EXTERNAL (RFC 4422 appendix A)."""
+        available = SASL_MECHANISMS + (
+            (EXTERNAL,) if offer_external(self.info.client_certificate) else ())
+        return advertised_mechanisms(self.settings, tls_active=self.info.tls,
+                                     available=available)
 
     async def do_capa(self, command: Command) -> None:
         await self.send(wire.multiline("", self.capabilities()))
@@ -226,8 +239,7 @@ class Pop3Session(TransactionCommands):
         await self.authenticate(credential, "USER")
 
     async def do_auth(self, command: Command) -> None:
-        offered = advertised_mechanisms(self.settings, tls_active=self.info.tls,
-                                        available=SASL_MECHANISMS)
+        offered = self.sasl_mechanisms()
         if not command.args:
             await self.send(wire.multiline("", list(offered)))
             return
@@ -241,7 +253,12 @@ class Pop3Session(TransactionCommands):
             return
         initial = command.args[1] if len(command.args) > 1 else None
         try:
-            exchange = SaslExchange.create(name, allowed=frozenset(offered))
+            if name == EXTERNAL:
+                exchange = external_exchange(self.info.client_certificate)
+            else:  # NTLM is bound to our certificate over TLS (MS-NLMP §2.2.2.1)
+                exchange = SaslExchange.create(
+                    name, allowed=frozenset(offered),
+                    channel_binding=self.ctx.channel_binding if self.info.tls else None)
             step = exchange.begin(initial)
             while isinstance(step, SendChallenge):
                 # RFC 5034 §4: "+" SP base64 challenge; the client answers with one line.

@@ -100,6 +100,11 @@ class SmtpContext:
     # The relay engine's queue (issue 4); None in SMTP worker processes, which fall
     # back to the relay_queue table that the node's relay adopts.
     relay: Relay | None = None
+    # Client certificates (docs/client-certificates.md): the node's client-auth context,
+    # used for STARTTLS on submission connectors only (never the port-25 role), and the
+    # NTLM channel binding of our certificate (auth.ntlm.verify, RFC 5929 §4.1).
+    tls_client_auth: ssl.SSLContext | None = None
+    channel_binding: bytes | None = None
     counter: ConnectionCounter = field(default_factory=ConnectionCounter)
     rates: RateLimiter = field(default_factory=RateLimiter)
     shutting_down: bool = False

@@ -23,6 +23,7 @@ from gateway.connectors import SmtpPolicy, ensure_default_connectors
 from gateway.listeners import BindError
 from gateway.listeners.stream import ConnectionInfo, ListenerSpec, StreamListenerSet
 from gateway.relay.engine import Relay
+from protocols.smtp.auth import server_channel_binding
 from protocols.smtp.context import SmtpContext
 from protocols.smtp.protocol_log import ProtocolLog
 from protocols.smtp.session import SmtpSession
@@ -50,7 +51,12 @@ class SmtpService:
                  log_dir: Path | None = None, policy_refresh: float = 1.0,
                  create_defaults: bool = True, workers: int | None = None,
                  settings_source: str | None = None, worker: bool = False,
-                 relay: Relay | None = None) -> None:
+                 relay: Relay | None = None,
+                 tls_client_auth: ssl.SSLContext | None = None,
+                 server_certificate: bytes | None = None) -> None:
+        """``tls_client_auth`` (the node's client-auth context, or None) is used for
+        implicit TLS and for STARTTLS on submission connectors; ``server_certificate``
+        (DER of the certificate ``tls`` serves) gives NTLM its channel binding."""
         self.store = store
         self.server_name = server_name
         self.bindings = bindings or {}
@@ -62,12 +68,14 @@ class SmtpService:
         self.ctx = SmtpContext(policy=self.policy, store=store, auth=auth,
                                tls_context=tls, server_name=server_name,
                                protocol_log=self.protocol_log, tracking=self.tracking,
-                               relay=relay)
+                               relay=relay, tls_client_auth=tls_client_auth,
+                               channel_binding=server_channel_binding(server_certificate))
         # Several processes share the ports (SO_REUSEPORT) only when asked for:
         # GATEWAY_SMTP_WORKERS (protocols.smtp.workers).
         self.workers = 1 if worker else (workers or configured_workers())
         shared = worker or self.workers > 1
-        self.listeners = StreamListenerSet("smtp", tls_context=tls,
+        # Implicit TLS (RFC 8314) is submission: it may ask for a client certificate.
+        self.listeners = StreamListenerSet("smtp", tls_context=tls_client_auth or tls,
                                            trusted_proxies=trusted_proxies,
                                            reuse_port=shared)
         self.pool = WorkerPool(self.workers - 1, settings_source) \

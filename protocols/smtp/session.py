@@ -13,6 +13,8 @@ Invariants:
 * STARTTLS refuses pipelined plaintext after the command (RFC 3207 §4.2, CVE-2011-0411)
   and forgets everything learnt before the handshake (EHLO, AUTH);
 * AUTH payloads never reach a log; the auth service alone delays failures;
+* EHLO's ``AUTH`` keyword and the mechanisms AUTH accepts are the same answer of the
+  shared policy (``protocols.smtp.auth.offered``, i.e. ``auth.policy``);
 * every limit closes the connection with a 421 when reached (MaxProtocolErrors,
   MaxLogonFailures, ConnectionTimeout, ConnectionInactivityTimeout).
 """
@@ -27,9 +29,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from auth.errors import AuthenticationFailed, AuthUnavailable, MechanismCancelled, MechanismError
-from auth.mechanisms.sasl import MAX_ENCODED_LENGTH, SaslExchange, SendChallenge
+from auth.mechanisms.sasl import MAX_ENCODED_LENGTH, SendChallenge
+from gateway.connectors import replies as R
 from gateway.errors import GatewayError
 from gateway.listeners import pause_for_starttls, starttls_buffer_empty
+from protocols.smtp import auth as smtp_auth
 from protocols.smtp import replies
 from protocols.smtp.core import (
     CONNECTED,
@@ -191,10 +195,14 @@ class SmtpSession(MailCommands):
         self.reset_transaction()
         self.state = GREETED
         # RFC 5321 §4.1.1.1 / Exchange: "250-<fqdn> Hello [<ip>]" then the keywords.
-        lines = [f"{self.policy.fqdn} Hello [{self.info.remote_ip}]",
-                 *self.policy.ehlo_keywords()]
-        if self.ctx.tls_context is None:
-            lines = [k for k in lines if k != "STARTTLS"]
+        lines = [f"{self.policy.fqdn} Hello [{self.info.remote_ip}]"]
+        for keyword in self.policy.ehlo_keywords():
+            if keyword == "STARTTLS" and self.ctx.tls_context is None:
+                continue
+            if keyword.startswith("AUTH "):
+                continue  # replaced by the shared policy's answer below
+            lines.append(keyword)
+        self._ehlo_auth(lines)
         self.reply_lines(250, lines)
 
     async def do_HELO(self, arg: str) -> None:
@@ -251,9 +259,11 @@ class SmtpSession(MailCommands):
         pause_for_starttls(self.writer)
         self.reply(str(decision.reply))
         await self.flush()
-        assert self.ctx.tls_context is not None
+        context = smtp_auth.starttls_context(self.policy.connector, self.ctx.tls_context,
+                                             self.ctx.tls_client_auth)
+        assert context is not None
         try:
-            await self.writer.start_tls(self.ctx.tls_context,
+            await self.writer.start_tls(context,
                                         ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         except (ssl.SSLError, OSError, TimeoutError) as exc:
             log.info("smtp %s: STARTTLS handshake with %s failed: %s",
@@ -275,13 +285,19 @@ class SmtpSession(MailCommands):
             return
         mechanism, _, initial = arg.partition(" ")
         initial = initial.strip()
-        decision = self.policy.check_auth(mechanism)
-        if not decision.allowed:
-            self.reply(str(decision.reply))
+        if not self.policy.principal.is_anonymous:
+            self.reply(str(R.AUTH_ALREADY))
             return
-        offered = frozenset(m.upper() for m in self.policy.auth_mechanisms())
+        # One answer for EHLO and AUTH: auth.policy (docs/authentication.md).
+        offered = smtp_auth.offered(self.policy.connector, self.info)
+        if mechanism.upper() not in offered:
+            log.info("smtp %s: AUTH %s refused on %s (offered: %s)", self.info.connection_id,
+                     _printable(mechanism.encode("ascii", "replace"), 20),
+                     self.connector_id, " ".join(offered) or "none")
+            self.reply(str(R.AUTH_UNRECOGNIZED))
+            return
         try:
-            exchange = SaslExchange.create(mechanism, allowed=offered)
+            exchange = smtp_auth.exchange_for(mechanism, self.info, self.ctx.channel_binding)
             step = exchange.begin(initial or None)
             while isinstance(step, SendChallenge):
                 self.reply(f"334 {step.text}")
@@ -322,6 +338,15 @@ class SmtpSession(MailCommands):
             return
         self.plog("*", "", f"authenticated as {principal.name}")
         self.reply(str(result.reply))
+
+    def _ehlo_auth(self, lines: list[str]) -> None:
+        """Add ``AUTH <mechanisms>`` (RFC 4954 §3) once, before authentication only."""
+        if not self.policy.principal.is_anonymous:
+            return
+        mechanisms = smtp_auth.offered(self.policy.connector, self.info)
+        if mechanisms:
+            at = lines.index("8BITMIME") if "8BITMIME" in lines else len(lines)
+            lines.insert(at, "AUTH " + " ".join(mechanisms))
 
     async def _logon_failure(self, line: str) -> None:
         self.reply(line)

@@ -18,13 +18,15 @@ import os
 import signal
 import sys
 
+from auth.certificates import CertificateMapper
 from auth.directories.local import LocalDirectory
 from auth.hashing import HashRunner
 from auth.service import AuthService
 from gateway.config import Settings, load_settings
 from gateway.logsetup import configure_logging
 from gateway.store import open_store
-from gateway.tls import server_context
+from gateway.tls import node_client_auth_context, server_context
+from protocols.smtp.auth import load_certificate_der
 from protocols.smtp.service import SmtpService
 
 log = logging.getLogger("protocols.smtp.worker")
@@ -37,8 +39,12 @@ async def run_worker(settings: Settings) -> None:
     try:
         await runner.warm_up()
         auth = AuthService(LocalDirectory(store.org, runner), store.auth_state)
+        auth.certificates = CertificateMapper(store.org)  # AUTH EXTERNAL, as in the node
         service = SmtpService(store=store, auth=auth, server_name=settings.server_name,
                               tls=server_context(settings.tls),
+                              tls_client_auth=node_client_auth_context(settings),
+                              server_certificate=await asyncio.to_thread(
+                                  load_certificate_der, settings.tls.certificate),
                               trusted_proxies=settings.trusted_proxies,
                               log_dir=settings.data_dir / "logs" / "ProtocolLog"
                               / "SmtpReceive", create_defaults=False, worker=True)

@@ -14,4 +14,5 @@ from gateway.admin.cmdlets import (  # noqa: F401
     organization,
     protocol_settings,
     relay,
+    virtual_directories,
 )

@@ -120,7 +120,7 @@ async def test_stls_then_user_pass_and_every_transaction_command(pop3: Pop3Env) 
         return out
 
     out = await asyncio.to_thread(talk)
-    assert "USER" in out["caps"] and out["caps"]["SASL"] == ["PLAIN", "LOGIN"]
+    assert "USER" in out["caps"] and out["caps"]["SASL"] == ["PLAIN", "LOGIN", "NTLM"]
     assert "STLS" not in out["caps"]
     assert out["pass"] == b"+OK User successfully logged on."
     assert out["stat"] == (2, len(MSG1) + len(MSG2))
@@ -154,7 +154,7 @@ async def test_plain_text_login_applies_without_restart(pop3: Pop3Env) -> None:
 
     welcome, caps, stat = await asyncio.to_thread(talk)
     assert welcome == b"+OK POP3 ready here."
-    assert "USER" in caps and caps["SASL"] == ["PLAIN", "LOGIN"]
+    assert "USER" in caps and caps["SASL"] == ["PLAIN", "LOGIN", "NTLM"]
     assert stat == (0, 0)
 
 
@@ -164,7 +164,9 @@ async def test_plain_text_authentication_still_needs_tls_for_passwords(pop3: Pop
     try:
         await raw.cmd("CAPA")
         caps = await raw.multiline()
-        assert "USER" not in caps and not any(c.startswith("SASL") for c in caps)
+        # PlainTextAuthentication: only the integrated mechanism (NTLM) without TLS
+        assert "USER" not in caps and [c for c in caps if c.startswith("SASL")] == \
+            ["SASL NTLM"]
         assert (await raw.cmd("AUTH PLAIN")).startswith("-ERR")
         assert (await raw.cmd(f"USER {USER}")).startswith("-ERR")
     finally:
@@ -182,7 +184,7 @@ async def test_auth_plain_and_login_over_implicit_tls(pop3: Pop3Env) -> None:
     raw = await Raw.connect(pop3.ssl_port, pop3.client_tls)
     try:
         assert await raw.cmd("AUTH") == "+OK"
-        assert await raw.multiline() == ["PLAIN", "LOGIN"]
+        assert await raw.multiline() == ["PLAIN", "LOGIN", "NTLM"]
         assert await raw.cmd("AUTH PLAIN") == "+ "
         assert (await raw.cmd("*")).startswith("-ERR")
         assert (await raw.cmd("AUTH PLAIN " + b64(f"\0{USER}\0wrong"))).startswith(

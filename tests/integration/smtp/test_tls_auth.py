@@ -30,7 +30,8 @@ async def test_auth_offered_only_after_starttls(harness: Harness) -> None:
             after = (c.ehlo_resp or b"").decode()
             return before, after, early, anonymous_mail
     before, after, early, anonymous_mail = await asyncio.to_thread(run)
-    assert "STARTTLS" in before and "AUTH" not in before
+    # Exchange's Client Frontend: "AUTH NTLM" (Integrated) before STARTTLS, LOGIN after
+    assert "STARTTLS" in before and "AUTH NTLM\n" in before and "LOGIN" not in before
     assert "SIZE 37748736" in before and "PIPELINING" in before
     assert "ENHANCEDSTATUSCODES" in before and "8BITMIME" in before
     assert "AUTH LOGIN PLAIN" in after and "STARTTLS" not in after
