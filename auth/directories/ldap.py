@@ -32,7 +32,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ldap
 import ldap.dn
@@ -42,7 +42,9 @@ from auth.directories.ldap_pool import LdapPool
 from auth.directory import Account, Directory, PasswordCheck
 from auth.names import LoginName
 from gateway.errors import AlreadyExists, ConfigError, ValidationError
-from gateway.store.org import OrgStore
+
+if TYPE_CHECKING:  # the store imports the connector policy, which imports auth
+    from gateway.store.org import OrgStore
 
 log = logging.getLogger("auth.directory.ldap")
 

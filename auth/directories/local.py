@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auth.directory import Account, PasswordCheck
 from auth.hashing import HashRunner
 from auth.names import LoginName
 from gateway.errors import GatewayError, ValidationError
 from gateway.store.models import AcceptedDomain, Mailbox
-from gateway.store.org import OrgStore
+
+if TYPE_CHECKING:  # the store imports the connector policy, which imports auth
+    from gateway.store.org import OrgStore
 
 log = logging.getLogger("auth.directory.local")
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from auth.policy import AuthPolicySettings, ConnectionFacts, offered_mechanisms
 from auth.principal import ANONYMOUS, Principal
 from gateway.connectors import replies as R
 from gateway.connectors.address import AddressError, SmtpAddress, parse_address
@@ -47,6 +48,10 @@ if TYPE_CHECKING:
 
 Lookup = Callable[[str], Awaitable[Mailbox | None]]
 MailboxById = Callable[[int], Awaitable[Mailbox]]
+
+#: SMTP AUTH mechanisms in the order EHLO advertises them (``AUTH LOGIN PLAIN NTLM
+#: EXTERNAL``); which of them are offered is ``auth.policy``'s decision.
+SMTP_MECHANISMS: tuple[str, ...] = ("LOGIN", "PLAIN", "NTLM", "EXTERNAL")
 
 
 @dataclass(frozen=True)
@@ -177,16 +182,18 @@ class SessionPolicy:
         self.tls_active = True
 
     # -- EHLO, STARTTLS, AUTH ---------------------------------------------------------
-    def auth_mechanisms(self) -> tuple[str, ...]:
-        """SASL mechanisms offered now (§4.1): LOGIN and PLAIN need BasicAuth, and TLS
-        when BasicAuthRequireTLS or RequireTLS is set. Integrated (NTLM) comes later."""
+    def auth_mechanisms(self, *, client_certificate: bool = False) -> tuple[str, ...]:
+        """SASL mechanisms offered now (RFC 4954 §3), as ``auth.policy`` decides them
+        from the connector's AuthMechanism and RequireTLS: LOGIN and PLAIN need
+        BasicAuth (and TLS first with BasicAuthRequireTLS or RequireTLS), NTLM needs
+        Integrated, EXTERNAL needs Tls and a verified client certificate. The SMTP
+        session and Test-SmtpRelay both ask here."""
         c = self.connector
-        if "BasicAuth" not in c.auth_mechanism:
-            return ()
-        needs_tls = "BasicAuthRequireTLS" in c.auth_mechanism or c.require_tls
-        if needs_tls and not self.tls_active:
-            return ()
-        return ("LOGIN", "PLAIN")
+        settings = AuthPolicySettings(smtp_auth_mechanism=frozenset(c.auth_mechanism),
+                                      smtp_require_tls=c.require_tls)
+        facts = ConnectionFacts(tls=self.tls_active, client_certificate=client_certificate)
+        return offered_mechanisms("smtp", SMTP_MECHANISMS, connection=facts,
+                                  settings=settings)
 
     def ehlo_keywords(self) -> list[str]:
         c = self.connector
@@ -208,10 +215,10 @@ class SessionPolicy:
             return Decision(False, R.STARTTLS_TWICE, "TLS is already active")
         return Decision(True, R.STARTTLS_READY, "STARTTLS offered (Tls)")
 
-    def check_auth(self, mechanism: str) -> Decision:
+    def check_auth(self, mechanism: str, *, client_certificate: bool = False) -> Decision:
         if not self.principal.is_anonymous:
             return Decision(False, R.AUTH_ALREADY, "the session is already authenticated")
-        offered = self.auth_mechanisms()
+        offered = self.auth_mechanisms(client_certificate=client_certificate)
         if mechanism.upper() not in offered:
             why = ("BasicAuth is not enabled on the connector"
                    if "BasicAuth" not in self.connector.auth_mechanism else

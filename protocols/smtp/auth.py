@@ -1,9 +1,10 @@
 """Which SASL mechanisms an SMTP session offers and accepts (RFC 4954), and with what.
 
-Role: the SMTP side of the shared policy. The decision itself is
-``auth.policy.offered_mechanisms`` / ``mechanism_allowed`` fed with the receive
-connector's AuthMechanism and RequireTLS and the connection's facts; this module only
-builds those inputs, picks the STARTTLS context and creates the exchange:
+Role: the SMTP side of the shared policy. The decision itself is the
+session policy's (``SessionPolicy.auth_mechanisms``, which asks
+``auth.policy.offered_mechanisms`` with the receive connector's AuthMechanism and
+RequireTLS); this module passes the connection's certificate, picks the STARTTLS
+context and creates the exchange:
 
 * LOGIN, PLAIN: BasicAuth (and TLS first with BasicAuthRequireTLS or RequireTLS);
 * NTLM: Integrated, bound to our certificate over TLS (MS-NLMP §2.2.2.1, RFC 5929);
@@ -28,14 +29,12 @@ from auth.mechanisms.external import NAME as EXTERNAL
 from auth.mechanisms.external import external_exchange, offer_external
 from auth.mechanisms.sasl import SaslExchange
 from auth.ntlm.verify import channel_bindings_hash, tls_server_end_point
-from auth.policy import AuthPolicySettings, ConnectionFacts, offered_mechanisms
 
 if TYPE_CHECKING:
     from gateway.connectors.model import ReceiveConnector
+    from gateway.connectors.policy import SessionPolicy
     from gateway.listeners.stream import ConnectionInfo
 
-#: Advertised in this order (``AUTH LOGIN PLAIN NTLM EXTERNAL``).
-SMTP_MECHANISMS: tuple[str, ...] = ("LOGIN", "PLAIN", "NTLM", EXTERNAL)
 
 
 def load_certificate_der(path: Path) -> bytes | None:
@@ -72,20 +71,11 @@ def starttls_context(connector: ReceiveConnector, server: ssl.SSLContext | None,
     return server
 
 
-def policy_inputs(connector: ReceiveConnector, info: ConnectionInfo
-                  ) -> tuple[AuthPolicySettings, ConnectionFacts]:
-    """``auth.policy`` inputs for this connector and connection."""
-    settings = AuthPolicySettings(smtp_auth_mechanism=frozenset(connector.auth_mechanism),
-                                  smtp_require_tls=connector.require_tls)
-    facts = ConnectionFacts(tls=info.tls,
-                            client_certificate=offer_external(info.client_certificate))
-    return settings, facts
-
-
-def offered(connector: ReceiveConnector, info: ConnectionInfo) -> tuple[str, ...]:
-    """The mechanisms to advertise and accept now (EHLO ``AUTH``, RFC 4954 §3)."""
-    settings, facts = policy_inputs(connector, info)
-    return offered_mechanisms("smtp", SMTP_MECHANISMS, connection=facts, settings=settings)
+def offered(policy: SessionPolicy, info: ConnectionInfo) -> tuple[str, ...]:
+    """The mechanisms to advertise and accept now (EHLO ``AUTH``, RFC 4954 §3): the
+    session policy's answer (the one Test-SmtpRelay prints), given whether this
+    connection presented a verified client certificate."""
+    return policy.auth_mechanisms(client_certificate=offer_external(info.client_certificate))
 
 
 def exchange_for(mechanism: str, info: ConnectionInfo,

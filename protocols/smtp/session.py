@@ -289,7 +289,7 @@ class SmtpSession(MailCommands):
             self.reply(str(R.AUTH_ALREADY))
             return
         # One answer for EHLO and AUTH: auth.policy (docs/authentication.md).
-        offered = smtp_auth.offered(self.policy.connector, self.info)
+        offered = smtp_auth.offered(self.policy, self.info)
         if mechanism.upper() not in offered:
             log.info("smtp %s: AUTH %s refused on %s (offered: %s)", self.info.connection_id,
                      _printable(mechanism.encode("ascii", "replace"), 20),
@@ -343,7 +343,7 @@ class SmtpSession(MailCommands):
         """Add ``AUTH <mechanisms>`` (RFC 4954 §3) once, before authentication only."""
         if not self.policy.principal.is_anonymous:
             return
-        mechanisms = smtp_auth.offered(self.policy.connector, self.info)
+        mechanisms = smtp_auth.offered(self.policy, self.info)
         if mechanisms:
             at = lines.index("8BITMIME") if "8BITMIME" in lines else len(lines)
             lines.insert(at, "AUTH " + " ".join(mechanisms))

@@ -174,13 +174,17 @@ async def test_recipient_limit_and_domain_types():
 
 def test_ehlo_and_auth_offers():
     s = org.session(port=587)
+    # Client Frontend (Tls, BasicAuth, BasicAuthRequireTLS, Integrated): before TLS only
+    # NTLM is offered, as Exchange's 587 shows "AUTH NTLM" before STARTTLS.
     assert s.ehlo_keywords() == ["SIZE 37748736", "PIPELINING", "ENHANCEDSTATUSCODES",
-                                 "STARTTLS", "8BITMIME", "SMTPUTF8"]
-    assert s.auth_mechanisms() == ()
+                                 "STARTTLS", "AUTH NTLM", "8BITMIME", "SMTPUTF8"]
+    assert s.auth_mechanisms() == ("NTLM",)
     assert str(s.check_auth("LOGIN").reply) == "504 5.7.4 Unrecognized authentication type"
     assert str(s.check_starttls().reply) == "220 2.0.0 SMTP server ready"
     s.tls_started()
-    assert "AUTH LOGIN PLAIN" in s.ehlo_keywords() and "STARTTLS" not in s.ehlo_keywords()
+    assert "AUTH LOGIN PLAIN NTLM" in s.ehlo_keywords()
+    assert "STARTTLS" not in s.ehlo_keywords()
+    assert s.auth_mechanisms(client_certificate=True) == ("LOGIN", "PLAIN", "NTLM", "EXTERNAL")
     assert s.check_auth("plain").allowed
     assert str(s.check_starttls().reply) == ("503 5.5.2 Only one STARTTLS command can be "
                                              "issued per session")
