@@ -92,7 +92,10 @@ async def test_anonymous_relay_connector_device(running: tuple[Harness, Sink]) -
     await asyncio.to_thread(submit)
 
     async def arrived() -> bool:
-        return bool(sink.handler.messages)
+        # The SEND event is recorded once the sink's 250 is back, a moment after the
+        # sink has the message: wait for both.
+        return bool(sink.handler.messages) and bool(
+            await h.store.tracking.search(event_id="SEND"))
     await _until(arrived)
     assert sink.handler.messages[0].rcpt_tos == ["carol@outlook.test"]
     events = await h.store.tracking.search(event_id="SEND")
