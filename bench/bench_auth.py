@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 sys.path.insert(0, str(ROOT))
+from benchlib import free_port, wait_port  # noqa: E402
 
 USER = "bench@bench.test"
 PASSWORD = "bench-secret-1"
@@ -68,21 +68,6 @@ if {nodelay}:
 from gateway.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 async def fill(store_url: str, clients: int) -> None:
