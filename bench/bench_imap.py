@@ -55,10 +55,6 @@ PASSWORD = "bench-secret-1"
 _LIT = re.compile(rb"\{(\d+)\}\r\n$")
 
 
-
-
-
-
 def make_message(i: int, size: int) -> bytes:
     head = (f"From: Sender {i} <sender{i}@example.test>\r\nTo: {USER}\r\n"
             f"Subject: benchmark message {i}\r\nMessage-ID: <{i}.bench@example.test>\r\n"

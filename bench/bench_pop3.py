@@ -47,10 +47,6 @@ USER = "bench@bench.test"
 PASSWORD = "bench-secret-1"
 
 
-
-
-
-
 def make_message(i: int, size: int) -> bytes:
     head = (f"From: Sender {i} <sender{i}@example.test>\r\nTo: {USER}\r\n"
             f"Subject: benchmark message {i}\r\nMessage-ID: <{i}.bench@example.test>\r\n"

@@ -40,10 +40,6 @@ from benchlib import free_port, gateway_node, wait_port  # noqa: E402
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
-
-
-
-
 POSTFIX_MAIN = """\
 compatibility_level = 3.6
 queue_directory = {d}/spool
