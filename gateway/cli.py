@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from gateway import __version__
+from gateway import __version__, eventloop
 from gateway.config import ENV_CONFIG, Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 
@@ -126,7 +126,7 @@ def _serve(settings: Settings) -> int:
     from gateway.node import Node
 
     configure_logging(settings.logging)
-    asyncio.run(Node(settings).run())
+    eventloop.run(Node(settings).run())
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ from auth.certificates import CertificateMapper
 from auth.directories.local import LocalDirectory
 from auth.hashing import HashRunner
 from auth.service import AuthService
+from gateway import eventloop
 from gateway.config import Settings, load_settings
 from gateway.logsetup import configure_logging
 from gateway.store import open_store
@@ -77,7 +78,7 @@ async def run_worker(settings: Settings) -> None:
 def main(argv: list[str]) -> int:
     settings = load_settings(argv[0] if argv else None)
     configure_logging(settings.logging)
-    asyncio.run(run_worker(settings))
+    eventloop.run(run_worker(settings))
     return 0
 
 
