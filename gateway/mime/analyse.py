@@ -20,7 +20,13 @@ from datetime import UTC, datetime
 from gateway.mime import limits
 from gateway.mime.addresses import Address, display_addresses, parse_addresses
 from gateway.mime.headers import merge_rfc2231, parse_disposition, unfold
-from gateway.mime.imap import bodystructure, envelope, for_humans, transfer_encoding
+from gateway.mime.imap import (
+    body_lines,
+    bodystructure,
+    envelope,
+    for_humans,
+    transfer_encoding,
+)
 from gateway.mime.lineends import normalise_line_endings
 from gateway.mime.preview import preview_text
 from gateway.mime.structure import Node, scan
@@ -131,7 +137,7 @@ def _part_info(node: Node, number: str, data: bytes) -> PartInfo:
         header_end=node.header_end,
         body_start=node.header_end,
         body_end=node.body_end,
-        lines=data.count(b"\n", node.header_end, node.body_end),
+        lines=body_lines(data, node),
         disposition=disposition,
         filename=for_humans(decode_words(filename)) if filename else None,
         content_id=content_id.strip() if content_id else None,
@@ -261,14 +267,16 @@ def _fallback(data: bytes) -> MessageSummary:
     )
 
 
-def analyse_message(raw: bytes) -> MessageSummary:
+def analyse_message(raw: bytes, *, stored_form: bool = False) -> MessageSummary:
     """Analyse one message (RFC 5322 / MIME) for storage; never raises on bad input.
 
     Offsets in the result refer to ``normalise_line_endings(raw)``; the store keeps
-    that form. Should a defect in this package raise anyway, the error is logged and a
-    minimal summary (one text/plain body) is returned so that delivery never fails.
+    that form. ``stored_form=True``: the caller has already normalised ``raw`` (the
+    check is a pass over the message, not worth doing twice). Should a defect in this
+    package raise anyway, the error is logged and a minimal summary (one text/plain
+    body) is returned so that delivery never fails.
     """
-    data = normalise_line_endings(bytes(raw))
+    data = bytes(raw) if stored_form else normalise_line_endings(bytes(raw))
     try:
         return _analyse(data)
     except Exception:  # defence in depth: delivery must not fail on our bug

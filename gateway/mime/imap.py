@@ -180,7 +180,12 @@ def transfer_encoding(node: Node) -> str:
 
 
 def body_lines(data: bytes, node: Node) -> int:
-    return data.count(b"\n", node.header_end, node.body_end)
+    """Lines of ``node``'s body (BODYSTRUCTURE's body-fld-lines, RFC 3501 §7.4.2),
+    counted once per node: the part table and BODYSTRUCTURE both need it, and counting
+    is a pass over the body."""
+    if node.lines is None:
+        node.lines = data.count(b"\n", node.header_end, node.body_end)
+    return node.lines
 
 
 def bodystructure(data: bytes, node: Node) -> list[Any]:

@@ -20,10 +20,11 @@ from gateway.mime.imap import transfer_encoding
 from gateway.mime.structure import Node
 from gateway.mime.words import decode_charset
 
-_WS = re.compile(r"\s+")
 _HTML_SKIP = re.compile(r"<(script|style|head|title)\b.*?(</\1\s*>|$)", re.I | re.S)
 _HTML_TAG = re.compile(r"<[^>]*>?", re.S)
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+_FIRST_PREFIX = 512  # characters collapsed first; grows fourfold while too short
+_CUT_MARGIN = 64  # characters beyond PREVIEW_CHARS that a prefix must yield
 
 
 def _decode_body(chunk: bytes, encoding: str) -> bytes:
@@ -48,10 +49,24 @@ def preview_text(data: bytes, node: Node, *, html: bool) -> str:
     body = _decode_body(chunk, transfer_encoding(node).strip().lower())
     charset = merge_rfc2231(node.params).get("charset", "utf-8")
     text = decode_charset(body, charset)
+    # Collapse a growing prefix until it yields enough characters: most bodies need
+    # only their first kilobyte, and the substitutions cost per match over what they
+    # are given. A prefix's result equals the whole text's result up to the cut, and
+    # the margin keeps a cut-off entity or tag at the cut out of the characters kept.
+    wanted = limits.PREVIEW_CHARS + _CUT_MARGIN
+    size = _FIRST_PREFIX
+    while True:
+        preview = _collapse(text[:size], html=html)
+        if len(preview) >= wanted or size >= len(text):
+            break
+        size *= 4
+    if len(preview) > limits.PREVIEW_CHARS:
+        preview = preview[: limits.PREVIEW_CHARS].rstrip()
+    return preview
+
+
+def _collapse(text: str, *, html: bool) -> str:
     if html:
         text = _HTML_SKIP.sub(" ", text)
         text = html_lib.unescape(_HTML_TAG.sub(" ", text))
-    text = _WS.sub(" ", text).strip()
-    if len(text) > limits.PREVIEW_CHARS:
-        text = text[: limits.PREVIEW_CHARS].rstrip()
-    return text
+    return " ".join(text.split())  # white space runs -> one space, trimmed

@@ -71,6 +71,7 @@ class Node:
     message: Node | None = None
     opaque: bool = False
     mime: bool = True
+    lines: int | None = None  # body line count, computed once (see imap.body_lines)
 
     @property
     def full_type(self) -> str:

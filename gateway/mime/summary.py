@@ -13,7 +13,7 @@ order, ready for the IMAP layer to serialise.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -127,10 +127,11 @@ class MessageSummary:
 
     def to_json(self) -> str:
         """Compact JSON text; see :meth:`from_json`."""
-        data: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name != "_index"
-        }
-        data["parts"] = [asdict(part) for part in self.parts]
+        # Field by field, without dataclasses.asdict: its deep copy was a third of the
+        # cost of summarising a small message at delivery.
+        data: dict[str, Any] = {name: getattr(self, name) for name in _SUMMARY_FIELDS}
+        data["parts"] = [{name: getattr(part, name) for name in _PART_FIELDS}
+                         for part in self.parts]
         data["date"] = self.date.isoformat() if self.date is not None else None
         data["v"] = JSON_VERSION
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -147,3 +148,7 @@ class MessageSummary:
             return cls(**data)
         except (TypeError, KeyError, AttributeError) as exc:
             raise ValueError(f"not a stored message summary: {exc}") from exc
+
+
+_PART_FIELDS = tuple(f.name for f in fields(PartInfo))
+_SUMMARY_FIELDS = tuple(f.name for f in fields(MessageSummary) if f.name != "_index")

@@ -72,10 +72,12 @@ class Store:
         """Engine counters: ``commits`` and ``write_jobs`` show group commit at work."""
         return self.engine.stats
 
-    def begin_delivery(self, *, max_size: int | None = None) -> Delivery:
-        """Start a delivery (see ``gateway.store.delivery``)."""
+    def begin_delivery(self, *, max_size: int | None = None,
+                       stored_form: bool = False) -> Delivery:
+        """Start a delivery (see ``gateway.store.delivery``; ``stored_form``: the caller
+        guarantees CRLF-only line ends, as the SMTP DATA decoder does)."""
         return Delivery(self.engine, max_size=max_size or self.max_message_size,
-                        spool_dir=self.spool_dir)
+                        spool_dir=self.spool_dir, stored_form=stored_form)
 
     async def close(self) -> None:
         await self._hub.close()

@@ -34,11 +34,12 @@ def _clip(value: object) -> str:
     return str(value or "")[:MAX_FIELD]
 
 
-def analyse(raw: bytes) -> ContentFacts:
+def analyse(raw: bytes, *, stored_form: bool = False) -> ContentFacts:
     """Normalise, hash and summarise one message (pure; ``analyse_message`` never raises
-    on bad input)."""
-    stored = normalise_line_endings(bytes(raw))
-    s = analyse_message(stored)
+    on bad input). ``stored_form``: ``raw`` is known to have CRLF-only line ends (the
+    check is a full pass over the message; done once, or not at all when vouched for)."""
+    stored = bytes(raw) if stored_form else normalise_line_endings(bytes(raw))
+    s = analyse_message(stored, stored_form=True)
     return ContentFacts(
         raw=stored, sha256=hashlib.sha256(stored).hexdigest(), summary_json=s.to_json(),
         subject=_clip(s.subject), from_=_clip(s.from_), to=_clip(s.to), cc=_clip(s.cc),

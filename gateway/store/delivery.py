@@ -12,8 +12,9 @@ IMAP APPEND (one recipient, explicit folder, flags and internal date).
 Invariants:
 * ``commit()`` returns after the engine's durable COMMIT (group-committed on SQLite):
   nothing is acknowledged before it is on disk (issue 2 item 4);
-* the stored form has CRLF line ends (``gateway.mime.normalise_line_endings``); its
-  SHA-256 keys the content row, stored once for all recipients;
+* the stored form has CRLF line ends (``gateway.mime.normalise_line_endings``, skipped
+  only when the writer vouches with ``stored_form=True``); its SHA-256 keys the content
+  row, stored once for all recipients;
 * the spool holds at most ``max_size`` octets (``MessageTooLarge`` past it): up to
   ``SPOOL_IN_MEMORY`` in memory, beyond that in a temporary file written off the loop.
 """
@@ -57,10 +58,12 @@ class Delivery:
     drives it."""
 
     def __init__(self, engine: Engine, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-                 spool_dir: Path | None = None) -> None:
+                 spool_dir: Path | None = None, stored_form: bool = False) -> None:
         if max_size < 1:
             raise ValidationError("max_size must be positive")
         self._engine = engine
+        # The writer vouches for CRLF-only line ends: the analysis skips its check.
+        self._stored_form = stored_form
         self.max_size = max_size
         self._recipients: dict[tuple[int, int | None], _Recipient] = {}
         self._spool = tempfile.SpooledTemporaryFile(
@@ -129,7 +132,7 @@ class Delivery:
 
     def _analyse(self) -> ContentFacts:
         self._spool.seek(0)
-        return analyse(self._spool.read())
+        return analyse(self._spool.read(), stored_form=self._stored_form)
 
     def _check_open(self) -> None:
         if self._state != "open":

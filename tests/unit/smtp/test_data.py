@@ -72,3 +72,26 @@ def test_large_body_in_big_chunks() -> None:
     body = line * 1500 + b".leading\r\n" + line * 10
     d, _rest = decode(body + b".\r\n", step=65536)
     assert d.done and d.content() == line * 1500 + b"leading\r\n" + line * 10
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_output_is_always_in_stored_form(seed: int) -> None:
+    """The SMTP path hands the decoded content to the store as already CRLF-only
+    (``begin_delivery(stored_form=True)``): whatever mix of CR, LF and dots a client
+    sends, in whatever chunks, the output has no bare CR or LF."""
+    import random
+
+    from gateway.mime import normalise_line_endings
+
+    rng = random.Random(seed)
+    alphabet = [b"\r", b"\n", b"\r\n", b".", b"a", b"bc ", b"\r\n."]
+    body = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 400)))
+    wire = body + b"\r\n.\r\n"
+    decoder = DataDecoder(1 << 20)
+    pos = 0
+    while not decoder.done:
+        step = rng.randrange(1, 9)
+        decoder.feed(wire[pos:pos + step])
+        pos += step
+    content = decoder.content()
+    assert normalise_line_endings(content) == content
