@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
@@ -39,16 +40,17 @@ log = logging.getLogger("protocols.smtp")
 
 
 async def accept_message(session: SessionCore, tx: Transaction,
-                         content: bytes) -> tuple[str, TrackingEvent | None]:
+                         content: bytes) -> tuple[str, list[TrackingEvent]]:
     """Commit ``content`` for ``tx``'s recipients; return the reply line to send and
-    the RECEIVE tracking event to record once the reply is on its way."""
+    the tracking events to record once the reply is on its way: RECEIVE, and DELIVER
+    for the recipients delivered into their mailboxes here (empty when refused)."""
     policy = session.policy
     info = session.info
     facts = analyse_header(content)
     hops = policy.check_hop_count(facts.received_count)
     if not hops.allowed:
         log.info("smtp %s: refused at end of data: %s", info.connection_id, hops.reason)
-        return str(hops.reply), None
+        return str(hops.reply), []
     content = strip_fields(content, facts.header_end, policy.headers_to_strip())
     queue_id = secrets.token_hex(8)
     fqdn = policy.fqdn
@@ -68,6 +70,7 @@ async def accept_message(session: SessionCore, tx: Transaction,
     store = session.ctx.store
     relay = session.ctx.relay
     internal_id: int | None = None
+    delivered_here = False
     try:
         if remote and relay is not None:
             # Any recipient routed out: the whole message is queued once, in one
@@ -83,12 +86,16 @@ async def accept_message(session: SessionCore, tx: Transaction,
             # Only local recipients (the common inbound case): straight into the
             # mailboxes through the store's delivery API, one group-committed write.
             if local:
-                delivery = store.begin_delivery(max_size=len(prefix) + len(content) + 1)
+                # The DATA decoder repaired every bare CR and LF: the content is
+                # already in the stored CRLF form.
+                delivery = store.begin_delivery(max_size=len(prefix) + len(content) + 1,
+                                                stored_form=True)
                 for r in local:
                     delivery.add_recipient(r.mailbox_id)
                 await delivery.write(prefix)
                 await delivery.write(content)
                 result = await delivery.commit()
+                delivered_here = True
                 internal_id = result.recipients[0].message_id if result.recipients else None
             if remote:  # an SMTP worker process: the node's relay adopts these rows
                 queued_row = await store.relay_queue.enqueue(
@@ -100,19 +107,29 @@ async def accept_message(session: SessionCore, tx: Transaction,
     except GatewayError as exc:
         log.error("smtp %s: could not commit message %s: %s: %s", info.connection_id,
                   message_id, type(exc).__name__, exc)
-        return replies.TEMPORARY_ERROR, None
+        return replies.TEMPORARY_ERROR, []
     session.plog("*", "", f"{message_id} queued, {len(local)} local and {len(remote)} "
                  f"relay recipients")
     event = _event(session, tx, facts.subject, message_id, internal_id,
                    len(prefix) + len(content))
+    events = [event]
+    if delivered_here:
+        # The mailbox delivery happened in this process, in the commit above: log it
+        # as the relay's store driver would (Exchange: DELIVER, source STOREDRIVER).
+        addresses = tuple(str(r.address) for r in local)
+        events.append(replace(event, event_id="DELIVER", source="STOREDRIVER",
+                              recipients=addresses,
+                              recipient_status=tuple("250 2.0.0 delivered"
+                                                     for _ in addresses)))
     return replies.QUEUED.format(message_id=message_id, internal_id=internal_id,
-                                 hostname=fqdn), event
+                                 hostname=fqdn), events
 
 
-def record(session: SessionCore, event: TrackingEvent) -> None:
-    """Hand the event to the tracking writer (written in the background)."""
+def record(session: SessionCore, events: list[TrackingEvent]) -> None:
+    """Hand the events to the tracking writer (written in the background)."""
     if session.ctx.tracking is not None:
-        session.ctx.tracking.add(event)
+        for event in events:
+            session.ctx.tracking.add(event)
 
 
 def _event(session: SessionCore, tx: Transaction, subject: str, message_id: str,

@@ -134,10 +134,10 @@ class MailCommands(SessionCore):
         if not size_check.allowed:
             self.reply(str(size_check.reply))
             return
-        line, event = await accept_message(self, tx, decoder.content())
+        line, events = await accept_message(self, tx, decoder.content())
         self.reply(line)
-        if event is not None:
-            record(self, event)
+        if events:
+            record(self, events)
             connector = self.policy.connector
             self.ctx.rates.record(connector.id, self._rate_key(),
                                   connector.message_rate_limit, time.monotonic())

@@ -127,6 +127,28 @@ async def test_tracking_and_protocol_log(harness: Harness) -> None:
     assert ',>,"250 2.6.0 ' in text
 
 
+async def test_local_delivery_logs_receive_and_deliver(harness: Harness) -> None:
+    """Mail for local recipients only is delivered in the commit before 250: the
+    tracking log has its RECEIVE and a DELIVER (source STOREDRIVER) for the same
+    message, as the relay would write."""
+    port = free_port()
+    await harness.connector("Printers", f"127.0.0.1:{port}")
+
+    def run() -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+            c.sendmail("printer@outside.test", ["bob@example.test"],
+                       b"Subject: scan\r\nMessage-ID: <scan-1@outside.test>\r\n\r\nx\r\n")
+    await asyncio.to_thread(run)
+    await harness.service.tracking.flush()
+    [receive] = await harness.store.tracking.search(event_id="RECEIVE")
+    [deliver] = await harness.store.tracking.search(event_id="DELIVER")
+    assert receive.message_id == deliver.message_id == "<scan-1@outside.test>"
+    assert deliver.source == "STOREDRIVER"
+    assert deliver.recipients == ("bob@example.test",)
+    assert deliver.recipient_status == ("250 2.0.0 delivered",)
+    assert deliver.internal_message_id == receive.internal_message_id is not None
+
+
 async def test_swaks_submission_and_relay_refusal(harness: Harness) -> None:
     port = free_port()
     await harness.connector("Default Frontend", f"127.0.0.1:{port}", apply=False)
