@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -92,6 +94,48 @@ class _Job:
     notified: set[int] = field(default_factory=set)
 
 
+class ProcessWriteLock:
+    """An exclusive ``flock`` on ``<database>.writelock`` held around each write batch.
+
+    Several processes may write one store (SMTP worker processes). SQLite alone makes
+    a process that finds the database locked poll with sleeps of 1, 2, 5, 10... ms
+    (its default busy handler), so two group-committing writers spend most of their
+    time asleep. Queuing on a kernel lock first wakes the next writer the moment the
+    previous COMMIT's fsync returns. SQLite's own locking stays in force (and
+    ``busy_timeout`` still covers writers that do not take this lock, e.g. the
+    ``sqlite3`` shell). The lock file is opened on first use; ``:memory:`` and
+    unwritable directories go without (one process per such store).
+    """
+
+    def __init__(self, database: Path) -> None:
+        self._path = Path(f"{database}.writelock")
+        self._fd: int | None = None
+        self._usable = str(database) != ":memory:"
+
+    def __enter__(self) -> None:
+        if not self._usable:
+            return
+        if self._fd is None:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                log.warning("cannot open %s (%s): writers of this store from several "
+                            "processes will poll SQLite's lock instead", self._path, exc)
+                self._usable = False
+                return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class SqliteEngine(Engine):
     """See the module docstring."""
 
@@ -108,13 +152,21 @@ class SqliteEngine(Engine):
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._read_lock = threading.Lock()
+        self._process_lock = ProcessWriteLock(path)
         self._closed = False
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._open_writer)
+        await asyncio.to_thread(self._open_writer_locked)
         self._writer = threading.Thread(target=self._writer_loop, name="store-write",
                                         daemon=True)
         self._writer.start()
+
+    def _open_writer_locked(self) -> None:
+        # Opening converts a new file to WAL and migrates it; several processes (or
+        # stores in one process) opening at once would otherwise meet SQLite's
+        # immediate "database is locked" on the conversion.
+        with self._process_lock:
+            self._open_writer()
 
     def _open_writer(self) -> None:
         try:
@@ -153,6 +205,7 @@ class SqliteEngine(Engine):
         if self._write_conn is not None:
             self._write_conn.close()
             self._write_conn = None
+        self._process_lock.close()
 
     # -- reads ---------------------------------------------------------------------
 
@@ -219,6 +272,10 @@ class SqliteEngine(Engine):
                 self._fail_batch([j for j in batch if not j.future.done()], exc)
 
     def _run_batch(self, batch: list[_Job]) -> None:
+        with self._process_lock:
+            self._run_batch_locked(batch)
+
+    def _run_batch_locked(self, batch: list[_Job]) -> None:
         conn = self._write_conn
         assert conn is not None
         try:
