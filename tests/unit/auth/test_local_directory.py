@@ -134,7 +134,8 @@ async def test_warm_up_makes_the_dummy_hash_once(runner: HashRunner) -> None:
 @pytest.mark.slow
 async def test_unknown_user_costs_about_what_a_wrong_password_costs(
         org: FakeOrg, runner: HashRunner) -> None:
-    """Real argon2 parameters, means of a few attempts, a generous factor-of-2 band."""
+    """Real argon2 parameters, the fastest of a few attempts each (robust to a loaded
+    machine: load only ever adds time), a generous factor-of-2 band."""
     import time
 
     from auth.credentials import PasswordCredential
@@ -152,16 +153,17 @@ async def test_unknown_user_costs_about_what_a_wrong_password_costs(
     service = AuthService(LocalDirectory(org, runner), MemoryThrottleState(),
                           sleep=no_sleep)
 
-    async def mean(user: str) -> float:
-        total = 0.0
-        for i in range(4):
+    async def fastest(user: str) -> float:
+        times = []
+        for i in range(6):
             started = time.perf_counter()
             with pytest.raises(AuthenticationFailed):
                 await service.authenticate(PasswordCredential(user, f"wrong{i}"),
                                            protocol="imap", mechanism="PLAIN",
                                            source_ip=f"192.0.2.{i}")
-            total += time.perf_counter() - started
-        return total / 4
+            times.append(time.perf_counter() - started)
+        return min(times)
 
-    known, unknown = await mean("alice@example.test"), await mean("nobody@example.test")
+    known = await fastest("alice@example.test")
+    unknown = await fastest("nobody@example.test")
     assert 0.5 < unknown / known < 2.0, (known, unknown)
