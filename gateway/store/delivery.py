@@ -38,6 +38,13 @@ from gateway.store.models import DeliveredTo, DeliveryResult
 DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024  # octets; Exchange's default is 35-36 MB
 SPOOL_IN_MEMORY = 1024 * 1024
 MAX_RECIPIENTS = 5000  # per delivery (RFC 5321 §4.5.3.1.8 requires at least 100)
+# Messages up to this size are analysed on the caller's thread: under the GIL a worker
+# thread buys no parallelism, only a hop that costs about as much as analysing a
+# typical small message (0.1 ms for 2 KiB of text). The analysis is linear, but a
+# hostile layout costs more per octet (700 MIME parts in 60 KiB: 28 ms), so the bound
+# is small enough that the event loop never stalls for more than a few milliseconds;
+# larger messages go to a thread.
+INLINE_ANALYSIS_MAX = 8 * 1024
 
 
 class MessageTooLarge(ValidationError):
@@ -113,7 +120,10 @@ class Delivery:
         recipients = sorted(self._recipients.values(),
                             key=lambda r: (r.mailbox_id, r.folder_id or 0))
         try:
-            facts = await asyncio.to_thread(self._analyse)
+            if self._size <= INLINE_ANALYSIS_MAX:
+                facts = self._analyse()
+            else:
+                facts = await asyncio.to_thread(self._analyse)
             result = await self._engine.write(
                 lambda tx: deliver_tx(tx, facts, recipients, time.time()))
         except BaseException:
