@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from gateway.errors import NotFound, ValidationError
 from gateway.store import changes
@@ -73,8 +74,9 @@ class Delivery:
         self._stored_form = stored_form
         self.max_size = max_size
         self._recipients: dict[tuple[int, int | None], _Recipient] = {}
-        self._spool = tempfile.SpooledTemporaryFile(
-            max_size=SPOOL_IN_MEMORY, dir=None if spool_dir is None else str(spool_dir))
+        self._spool_dir = spool_dir
+        self._chunks: list[bytes] = []  # the message while it fits in memory
+        self._file: IO[bytes] | None = None  # beyond SPOOL_IN_MEMORY: a temporary file
         self._size = 0
         self._state = "open"  # open -> committed | aborted | failed
 
@@ -106,10 +108,10 @@ class Delivery:
         if self._size + len(chunk) > self.max_size:
             await self.abort()
             raise MessageTooLarge(f"message exceeds the size limit of {self.max_size} octets")
-        if self._size + len(chunk) <= SPOOL_IN_MEMORY:
-            self._spool.write(chunk)  # in memory: no I/O
+        if self._file is None and self._size + len(chunk) <= SPOOL_IN_MEMORY:
+            self._chunks.append(bytes(chunk))  # in memory: no I/O, no copy of bytes
         else:
-            await asyncio.to_thread(self._spool.write, chunk)
+            await asyncio.to_thread(self._write_file, bytes(chunk))
         self._size += len(chunk)
 
     async def commit(self) -> DeliveryResult:
@@ -130,7 +132,7 @@ class Delivery:
             self._state = "failed"
             raise
         finally:
-            self._spool.close()
+            self._close_spool()
         self._state = "committed"
         return result
 
@@ -138,11 +140,31 @@ class Delivery:
         """Discard the delivery (idempotent)."""
         if self._state == "open":
             self._state = "aborted"
-            self._spool.close()
+            self._close_spool()
 
     def _analyse(self) -> ContentFacts:
-        self._spool.seek(0)
-        return analyse(self._spool.read(), stored_form=self._stored_form)
+        if self._file is None:
+            raw = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        else:
+            self._file.seek(0)
+            raw = self._file.read()
+        return analyse(raw, stored_form=self._stored_form)
+
+    def _write_file(self, chunk: bytes) -> None:
+        """Spill to a temporary file (in a thread: it is disk I/O)."""
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(
+                dir=None if self._spool_dir is None else str(self._spool_dir))
+            for held in self._chunks:
+                self._file.write(held)
+            self._chunks.clear()
+        self._file.write(chunk)
+
+    def _close_spool(self) -> None:
+        self._chunks.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def _check_open(self) -> None:
         if self._state != "open":

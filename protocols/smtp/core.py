@@ -163,6 +163,11 @@ class SessionCore:
 
     async def fill(self) -> None:
         """Read more bytes into ``buffer`` (flushing pending replies first)."""
+        self.buffer += await self.read_chunk()
+
+    async def read_chunk(self) -> bytes:
+        """The next bytes from the client, as received (flushing pending replies first;
+        the DATA path takes them without going through ``buffer``)."""
         await self.flush()
         timeout = self._timeout()
         if timeout <= 0:
@@ -178,7 +183,7 @@ class SessionCore:
             raise SessionClosed("connection lost") from None
         if not chunk:
             raise SessionClosed("client closed the connection")
-        self.buffer += chunk
+        return chunk
 
     async def read_line(self, limit: int) -> bytes:
         """One line without its line end (CRLF, or a lone LF from lax clients).

@@ -26,7 +26,12 @@ _BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 class DataDecoder:
     """Feed the raw bytes received after 354; ``feed`` returns the octets that follow
-    the end-of-data marker once it was seen (they belong to the next command)."""
+    the end-of-data marker once it was seen (they belong to the next command).
+
+    Copies: a received chunk is kept as memoryview slices and copied once, when
+    ``content()`` joins them; only the few octets left undecided at a chunk's end (a
+    CR, or a dot at a line start) are carried over into the next chunk.
+    """
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
@@ -34,8 +39,8 @@ class DataDecoder:
         self.too_large = False
         self.size = 0  # octets of content kept or discarded (after unstuffing)
         self.bare_line_ends = 0
-        self._parts: list[bytes] = []
-        self._buf = bytearray()
+        self._parts: list[bytes | memoryview] = []
+        self._carry = b""  # undecided octets from the previous chunk (at most 2)
         self._line_start = True
 
     def content(self) -> bytes:
@@ -46,8 +51,8 @@ class DataDecoder:
         """Consume ``data``; return what follows the end marker (``b""`` until done)."""
         if self.done:
             return bytes(data)
-        buf = self._buf
-        buf += data
+        buf = self._carry + data if self._carry else bytes(data)
+        self._carry = b""
         pos = 0
         n = len(buf)
         while pos < n:
@@ -62,9 +67,7 @@ class DataDecoder:
                         break
                     if buf[pos + 2] == 0x0A:  # "." CRLF after a real CRLF: the end
                         self.done = True
-                        rest = bytes(buf[pos + 3:])
-                        self._buf = bytearray()
-                        return rest
+                        return buf[pos + 3:]
                 pos += 1  # RFC 5321 §4.5.2: drop the stuffed dot
                 self._line_start = False
                 continue
@@ -75,7 +78,7 @@ class DataDecoder:
                 pos = hit + 2
                 self._line_start = True
                 continue
-            # No dot line in the buffer: keep a trailing CR or CRLF undecided.
+            # No dot line in the buffer: keep a trailing CR undecided.
             if buf.endswith(b"\r\n"):
                 self._emit(buf, pos, n)
                 pos = n
@@ -87,23 +90,24 @@ class DataDecoder:
             else:
                 self._emit(buf, pos, n)
                 pos = n
-        del buf[:pos]
+        self._carry = buf[pos:]
         return b""
 
-    def _emit(self, buf: bytearray, start: int, end: int) -> None:
+    def _emit(self, buf: bytes, start: int, end: int) -> None:
         if end <= start:
             return
-        chunk = bytes(buf[start:end])
-        crlf = chunk.count(b"\r\n")
-        if chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf:
-            fixed, count = _BARE.subn(b"\r\n", chunk)
+        crlf = buf.count(b"\r\n", start, end)
+        if buf.count(b"\n", start, end) != crlf or buf.count(b"\r", start, end) != crlf:
+            chunk, count = _BARE.subn(b"\r\n", buf[start:end])
             self.bare_line_ends += count
-            chunk = fixed
-        self.size += len(chunk)
+            piece: bytes | memoryview = chunk
+        else:
+            piece = memoryview(buf)[start:end]
+        self.size += len(piece)
         if self.too_large:
             return
         if self.size > self.max_size:
             self.too_large = True
             self._parts.clear()
             return
-        self._parts.append(chunk)
+        self._parts.append(piece)

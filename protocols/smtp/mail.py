@@ -114,9 +114,7 @@ class MailCommands(SessionCore):
         rest = decoder.feed(bytes(self.buffer)) if self.buffer else b""
         self.buffer.clear()
         while not decoder.done:
-            await self.fill()
-            rest = decoder.feed(bytes(self.buffer))
-            self.buffer.clear()
+            rest = decoder.feed(await self.read_chunk())
         self.buffer += rest
         tx = self.tx
         self.tx = Transaction()
