@@ -82,6 +82,7 @@ class ProtocolLog:
     def _append(self, batch: list[tuple[Any, ...]]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         by_day: dict[str, io.StringIO] = {}
+        writers: dict[str, Any] = {}  # one csv writer per day's buffer
         second = -1
         stamp = day = ""
         for when, *fields in batch:
@@ -91,12 +92,12 @@ class ProtocolLog:
                 moment = datetime.fromtimestamp(whole, UTC)
                 stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
                 day = moment.strftime("%Y%m%d")
-            out = by_day.get(day)
-            if out is None:
+            writer = writers.get(day)
+            if writer is None:
                 out = by_day[day] = io.StringIO()
+                writer = writers[day] = csv.writer(out, lineterminator="\r\n")
             millis = int((when - whole) * 1000)
-            csv.writer(out, lineterminator="\r\n").writerow(
-                [f"{stamp}.{millis:03d}Z", *fields])
+            writer.writerow([f"{stamp}.{millis:03d}Z", *fields])
         for day, out in by_day.items():
             path = self.directory / f"RECV{day}-{os.getpid()}.log"
             new = not path.exists()
