@@ -138,6 +138,7 @@ class SmtpSession(MailCommands):
         except (ConnectionError, OSError) as exc:
             await self._finish(f"connection error: {exc}")
         finally:
+            self.stop_watchdog()
             ctx.counter.release(connector.id, self.info.remote_ip)
 
     async def _send_and_close(self, line: str) -> None:

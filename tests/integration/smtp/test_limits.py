@@ -143,6 +143,30 @@ async def test_inactivity_timeout(harness: Harness) -> None:
                                             True)
 
 
+async def test_inactivity_timer_follows_activity(harness: Harness) -> None:
+    """Commands keep the session alive past the first due time (the watchdog re-arms);
+    silence then ends it one inactivity period after the last command."""
+    port = await _port(harness, connection_inactivity_timeout=1.0)
+
+    def run() -> tuple[list[str], str, float]:
+        c = RawClient("127.0.0.1", port)
+        try:
+            c.reply()
+            replies = []
+            for _ in range(5):  # 2 s of activity, twice the inactivity timeout
+                time.sleep(0.4)
+                c.send(b"NOOP\r\n")
+                replies.append(c.reply())
+            quiet_from = time.monotonic()
+            return replies, c.reply(), time.monotonic() - quiet_from
+        finally:
+            c.close()
+    replies, last, waited = await asyncio.to_thread(run)
+    assert all(r.startswith("250") for r in replies), replies
+    assert last == "451 4.7.0 Timeout waiting for client input"
+    assert 0.8 < waited < 3.0
+
+
 @pytest.mark.slow
 async def test_connection_timeout(harness: Harness) -> None:
     port = await _port(harness, connection_timeout=2.0, connection_inactivity_timeout=1.5)
