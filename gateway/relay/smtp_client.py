@@ -9,7 +9,8 @@ PLAIN (RFC 4954) for smart hosts, and runs mail transactions with PIPELINING
 Invariants:
 * the message is sent with CRLF line ends and dot-stuffed (RFC 5321 §4.5.2): a bare
   LF or CR never leaves this gateway, so no line ending a peer might read as
-  ``<CRLF>.<CRLF>`` can be smuggled (SMTP smuggling);
+  ``<CRLF>.<CRLF>`` can be smuggled (SMTP smuggling); no line sent exceeds 998
+  octets (longer ones are broken with CRLF SP, as Postfix does);
 * every read has a timeout (RFC 5321 §4.5.3.2 values via TransportSettings) and a
   reply is at most ``MAX_REPLY_LINES`` lines of ``MAX_LINE`` octets;
 * on any I/O error or malformed reply the connection is unusable (``broken``).
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_LINE = 4096  # octets of one reply line (RFC 5321 §4.5.3.1.5 requires 512)
+MAX_TEXT_LINE = 998  # octets of a message line sent, before CRLF (RFC 5321 §4.5.3.1.6)
 MAX_REPLY_LINES = 100
 CHUNK = 64 * 1024
 
@@ -69,13 +71,30 @@ class TransactionResult:
 
 
 def normalise_and_stuff(body: bytes) -> bytes:
-    """CRLF line ends (bare LF/CR become CRLF), a final CRLF, and dot-stuffing
-    (RFC 5321 §4.5.2), followed by the end-of-data mark."""
+    """CRLF line ends (bare LF/CR become CRLF), a final CRLF, lines no longer than
+    RFC 5321 §4.5.3.1.6 allows, and dot-stuffing (RFC 5321 §4.5.2), followed by the
+    end-of-data mark."""
     lines = _BARE.split(body)
     if lines and lines[-1] == b"":
         lines.pop()
+    if any(len(ln) > MAX_TEXT_LINE for ln in lines):
+        lines = [piece for ln in lines for piece in _break_long_line(ln)]
     stuffed = b"\r\n".join(b"." + ln if ln.startswith(b".") else ln for ln in lines)
     return stuffed + (b"\r\n" if lines else b"") + b".\r\n"
+
+
+def _break_long_line(line: bytes) -> list[bytes]:
+    """A text line may hold at most 998 octets before its CRLF (RFC 5321 §4.5.3.1.6;
+    RFC 5322 §2.1.1); strict peers refuse longer ones. Like Postfix
+    (smtp_line_length_limit), break it by inserting CRLF SP: in a header field that is
+    folding (RFC 5322 §2.2.3), in a body it keeps the text and MIME structure intact.
+    Pieces leave room for a stuffed dot."""
+    if len(line) <= MAX_TEXT_LINE:
+        return [line]
+    step = MAX_TEXT_LINE - 1
+    pieces = [line[:step]]
+    pieces += [b" " + line[i:i + step - 1] for i in range(step, len(line), step - 1)]
+    return pieces
 
 
 def _xtext_address(address: str) -> str:

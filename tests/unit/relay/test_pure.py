@@ -103,6 +103,19 @@ def test_dot_stuffing_and_line_ends() -> None:
     assert normalise_and_stuff(b"x\r\n") == b"x\r\n.\r\n"
 
 
+def test_long_lines_are_broken_to_fit_rfc_5321() -> None:
+    header = b"Subject: " + b"s" * 2500
+    body_line = b"." + b"<p>" * 1000  # a dot-stuffed line too
+    sent = normalise_and_stuff(header + b"\r\n\r\n" + body_line + b"\r\nshort\r\n")
+    lines = sent.split(b"\r\n")
+    assert max(len(ln) for ln in lines) <= 998
+    assert all(ln.startswith(b" ") for ln in lines[1:3])  # header continuations fold
+    # Undoing the breaks (and the stuffed dot) gives the original text back.
+    unfolded = sent.replace(b"\r\n ", b"")
+    assert unfolded.startswith(header + b"\r\n\r\n.." + b"<p>" * 1000 + b"\r\nshort\r\n")
+    assert normalise_and_stuff(b"x" * 998) == b"x" * 998 + b"\r\n.\r\n"  # at the limit
+
+
 def test_addresses() -> None:
     assert split_address("Bob@Example.TEST.") == ("Bob", "example.test")
     assert split_address("no-at-sign") is None
