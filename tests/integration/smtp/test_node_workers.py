@@ -4,16 +4,20 @@ delivery through the live node, and two processes sharing the SMTP port
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import smtplib
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from gateway.mime import MessageSummary
+from gateway.store import open_store
 from tests.integration.smtp.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -57,11 +61,16 @@ https = []
             assert proc.poll() is None and time.monotonic() < deadline + 30, \
                 (tmp_path / "serve.log").read_text()
             time.sleep(0.1)
-        for i in range(30):
-            with smtplib.SMTP("127.0.0.1", smtp, timeout=10) as c:
-                c.ehlo(f"client{i}")
-                assert c.sendmail("printer@devices.test", ["admin@example.test"],
-                                  b"Subject: w\r\n\r\nx\r\n") == {}
+        def send(client: int) -> None:
+            # Several messages per connection, connections concurrent: both processes
+            # commit into the one SQLite file at once (ProcessWriteLock).
+            with smtplib.SMTP("127.0.0.1", smtp, timeout=30) as c:
+                c.ehlo(f"client{client}")
+                for n in range(5):
+                    assert c.sendmail("printer@devices.test", ["admin@example.test"],
+                                      f"Subject: w{client}.{n}\r\n\r\nx\r\n") == {}
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(send, range(16)))
         with smtplib.SMTP("127.0.0.1", smtp, timeout=10) as c:
             c.ehlo("client")
             c.mail("printer@devices.test")
@@ -75,3 +84,21 @@ https = []
     # "Default Frontend" logs Verbose; both processes served connections.
     assert len(logs) == 2, (tmp_path / "serve.log").read_text()
     assert "Default Frontend mail1.example.test" in logs[0].read_text()
+    assert asyncio.run(_inbox_subjects(tmp_path / "var" / "gateway.db")) == sorted(
+        f"w{client}.{n}" for client in range(16) for n in range(5))
+
+
+async def _inbox_subjects(db: Path) -> list[str]:
+    """The subjects in admin@example.test's Inbox, read from the store after the stop."""
+    store = await open_store(f"sqlite:///{db}")
+    try:
+        mailbox = await store.org.find_mailbox_by_address("admin@example.test")
+        assert mailbox is not None
+        inbox = await store.mail.get_special_folder(mailbox.id, "inbox")
+        uids = await store.mail.list_uids(inbox.id)
+        messages = (await store.mail.fetch(inbox.id, [(1, None)], with_summary=True)
+                    if uids else [])
+        return sorted(MessageSummary.from_json(m.summary_json or "").subject
+                      for m in messages)
+    finally:
+        await store.close()
