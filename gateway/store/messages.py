@@ -42,6 +42,7 @@ RANGES_PER_QUERY = 200
 MAX_KEYWORDS = 64  # per message
 MAX_KEYWORD_LEN = 128
 MAX_LIST = 1000  # messages per list_messages page
+MAX_READ_BATCH = 100  # messages per read_contents call
 MSG_COLS = ("m.id, m.mailbox_id, m.folder_id, m.uid, m.content_id, m.flags, m.keywords, "
             "m.internal_date, m.size, m.modseq")
 # RFC 9051 §9 flag-keyword = atom: no atom-specials.
@@ -280,8 +281,9 @@ class MessageAPI:
 
         def fn(tx: Tx) -> Row | None:
             if length is None and offset == 0:
-                return tx.one("SELECT c.body FROM messages m JOIN contents c ON "
-                              "c.id = m.content_id WHERE m.id = ?", (message_id,))
+                rows = tx.all_binary("SELECT c.body FROM messages m JOIN contents c ON "
+                                     "c.id = m.content_id WHERE m.id = ?", (message_id,))
+                return rows[0] if rows else None
             size = tx.scalar("SELECT size FROM messages WHERE id = ?", (message_id,))
             if size is None:
                 return None
@@ -289,12 +291,31 @@ class MessageAPI:
             if take <= 0 or offset >= int(size):
                 return (b"",)
             expr = tx.dialect.substr.format(col="c.body")
-            return tx.one(f"SELECT {expr} FROM messages m JOIN contents c ON "
-                          f"c.id = m.content_id WHERE m.id = ?", (offset + 1, take, message_id))
+            rows = tx.all_binary(f"SELECT {expr} FROM messages m JOIN contents c ON "
+                                 f"c.id = m.content_id WHERE m.id = ?",
+                                 (offset + 1, take, message_id))
+            return rows[0] if rows else None
         row = await self._engine.read(fn)
         if row is None:
             raise NotFound(f"message {message_id} not found")
         return bytes(row[0])
+
+    async def read_contents(self, message_ids: Sequence[int]) -> dict[int, bytes]:
+        """The stored messages (CRLF) of up to ``MAX_READ_BATCH`` message ids in one
+        read job: one thread hop and one snapshot for all of them (POP3 read-ahead).
+        Ids of messages that no longer exist are absent from the result. The caller
+        bounds the memory: every content named is loaded whole."""
+        ids = list(dict.fromkeys(message_ids))
+        if len(ids) > MAX_READ_BATCH:
+            raise ValidationError(f"at most {MAX_READ_BATCH} messages per read")
+        if any(type(i) is not int for i in ids):
+            raise ValidationError("message ids are integers")
+        if not ids:
+            return {}
+        sql = ("SELECT m.id, c.body FROM messages m JOIN contents c ON c.id = m.content_id "
+               f"WHERE m.id IN ({','.join('?' * len(ids))})")
+        rows = await self._engine.read(lambda tx: tx.all_binary(sql, ids))
+        return {int(r[0]): bytes(r[1]) for r in rows}
 
     async def store_flags(self, folder_id: int, uids: UidRanges, mode: FlagMode,
                           flags: Iterable[str], *, unchanged_since: int | None = None

@@ -30,7 +30,16 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from gateway.errors import AlreadyExists, GatewayError, NotFound, StoreUnavailable
-from gateway.store.engine import POSTGRESQL, Engine, Params, T, Tx, TxFn, qmark_to_format
+from gateway.store.engine import (
+    POSTGRESQL,
+    Engine,
+    Params,
+    Row,
+    T,
+    Tx,
+    TxFn,
+    qmark_to_format,
+)
 from gateway.store.migrations import PG_MIGRATION_LOCK, apply_migrations
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,10 @@ class PgTx(Tx):
 
     def execute(self, sql: str, params: Params = ()) -> Any:
         return self._conn.execute(qmark_to_format(sql), tuple(params))
+
+    def all_binary(self, sql: str, params: Params = ()) -> list[Row]:
+        cur = self._conn.execute(qmark_to_format(sql), tuple(params), binary=True)
+        return [tuple(r) for r in cur.fetchall()]
 
 
 class PgEngine(Engine):

@@ -120,6 +120,13 @@ class Connection:
         if self._out:
             self.writer.write(bytes(self._out))
             self._out.clear()
+        transport = self.writer.transport
+        if transport.is_closing():
+            raise ConnectionClosed()
+        if transport.get_write_buffer_size() == 0:
+            # All handed to the kernel: nothing to wait for, and no timer to arm (a
+            # timer per response costs more than the rest of a small command).
+            return
         try:
             async with asyncio.timeout(limits.WRITE_TIMEOUT):
                 await self.writer.drain()

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from gateway.errors import AlreadyExists, NotFound, StoreUnavailable, ValidationError
+from gateway.listeners.idle import IdleWatch
 from gateway.listeners.stream import ConnectionInfo
 from protocols.imap import limits
 from protocols.imap.connection import Connection, ConnectionClosed, FatalInput, RefusedCommand
@@ -103,6 +104,7 @@ class Session(SearchCommands):
         self.enabled = set()
         self.condstore = False
         self.bad_in_a_row = 0
+        self.idle = IdleWatch()  # the autologout timer (RFC 9051 §5.4)
 
     async def run(self) -> None:
         try:
@@ -114,8 +116,7 @@ class Session(SearchCommands):
                            if self.principal is None
                            else self.policy.authenticated_connection_timeout)
                 try:
-                    async with asyncio.timeout(timeout):
-                        segments = await self.conn.read_command()
+                    segments = await self.idle.wait(self.conn.read_command(), timeout)
                 except TimeoutError:
                     await self._bye("Autologout; idle for too long")
                     return
@@ -134,6 +135,7 @@ class Session(SearchCommands):
             with contextlib.suppress(Exception):
                 await self._bye("Internal server error")
         finally:
+            self.idle.close()
             if self.lease is not None:
                 self.lease.release()
 

@@ -37,6 +37,7 @@ from auth.mechanisms.sasl import MAX_ENCODED_LENGTH, MECHANISMS, SaslExchange, S
 from auth.principal import Principal
 from gateway.errors import GatewayError
 from gateway.listeners import ConnectionInfo, pause_for_starttls, starttls_buffer_empty
+from gateway.listeners.idle import IdleWatch
 from gateway.protocol_settings import (
     ConnectionLease,
     ProtocolSettings,
@@ -48,7 +49,8 @@ from gateway.protocol_settings import (
 from protocols.pop3 import wire
 from protocols.pop3.commands import COMMANDS, Command, CommandError, State, check_arity, parse
 from protocols.pop3.maildrop import Maildrop, MaildropStore
-from protocols.pop3.transaction import SIGN_OFF, ReadAhead, TransactionCommands
+from protocols.pop3.readahead import ReadAhead
+from protocols.pop3.transaction import CHUNK, SIGN_OFF, TransactionCommands
 from protocols.pop3.wire import CloseConnection
 
 log = logging.getLogger("protocols.pop3")
@@ -101,7 +103,8 @@ class Pop3Session(TransactionCommands):
         self.principal: Principal | None = None
         self.maildrop: Maildrop | None = None
         self.lease: ConnectionLease | None = None
-        self.read_ahead = ReadAhead()
+        self.read_ahead = ReadAhead(CHUNK)
+        self.idle = IdleWatch()
         self.bad_commands = 0
         self.auth_failures = 0
         self._log_extra = {"ctx": {"conn": info.connection_id}}
@@ -130,6 +133,18 @@ class Pop3Session(TransactionCommands):
         async with asyncio.timeout(self.timeout):
             await self.writer.drain()
 
+    async def send_parts(self, parts: tuple[bytes, ...]) -> None:
+        """``send`` of the parts concatenated, without concatenating them: one
+        ``writelines`` (a single vectored write on uvloop)."""
+        transport = self.writer.transport
+        if transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        self.writer.writelines(parts)
+        if transport.get_write_buffer_size() == 0:
+            return
+        async with asyncio.timeout(self.timeout):
+            await self.writer.drain()
+
     async def reply(self, ok: bool, text: str = "") -> None:
         await self.send(wire.status(ok, text))
 
@@ -138,8 +153,8 @@ class Pop3Session(TransactionCommands):
             await self.reply(True, self.settings.banner)
             while True:
                 try:
-                    line = await wire.read_line(self.reader, wire.MAX_COMMAND_LINE,
-                                                self.timeout)
+                    line = await self.idle.wait(
+                        wire.line(self.reader, wire.MAX_COMMAND_LINE), self.timeout)
                 except TimeoutError:
                     await self.reply(False, "Connection timed out.")
                     return
@@ -150,6 +165,7 @@ class Pop3Session(TransactionCommands):
         except (CloseConnection, wire.ClientGone, ConnectionError, TimeoutError):
             pass
         finally:
+            self.idle.close()
             self.read_ahead.cancel()
             if self.lease is not None:
                 self.lease.release()
@@ -264,8 +280,8 @@ class Pop3Session(TransactionCommands):
                 # RFC 5034 §4: "+" SP base64 challenge; the client answers with one line.
                 await self.send(f"+ {step.text}\r\n".encode("ascii"))
                 try:
-                    line = await wire.read_line(self.reader, MAX_ENCODED_LENGTH + 2,
-                                                self.timeout)
+                    line = await self.idle.wait(
+                        wire.line(self.reader, MAX_ENCODED_LENGTH + 2), self.timeout)
                 except wire.LineTooLong:
                     await self.reply(False, "Protocol error: line too long.")
                     raise CloseConnection() from None

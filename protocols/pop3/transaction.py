@@ -1,15 +1,13 @@
 """POP3 TRANSACTION and UPDATE commands (RFC 1939 §5-§7) over the session's maildrop.
 
 Role: STAT, LIST, RETR, TOP, DELE, RSET, NOOP, UIDL, and the UPDATE state entered by
-QUIT. RETR and TOP stream the stored message in ``CHUNK``-octet slices read from the
-store (``store.mail.read_content``), byte-stuffed on the way, so neither a large
-message nor a large maildrop is ever held in memory. Clients download one message
-after the other, so after each RETR the next messages (if at most one chunk) are read
-ahead while the client parses what it got: the store round trip leaves the critical
-path. At most ``READ_AHEAD_WINDOW`` messages are read ahead, a read is used only if
-the client asks for that message within ``READ_AHEAD_MAX_AGE`` seconds (a message
-expunged meanwhile by another client is then served as if the RETR had come a moment
-earlier), and a client that does not read in order makes the session drop them all.
+QUIT. RETR and TOP of a message larger than ``CHUNK`` octets stream it in slices read
+from the store (``store.mail.read_content``), byte-stuffed on the way, so neither a
+large message nor a large maildrop is ever held in memory. RETR of a smaller message
+takes its content from the session's read-ahead (``readahead``: windows of the next
+messages read in one store call, ahead of the client) and writes the status line,
+the byte-stuffed message and the terminator in one vectored write; TOP uses a content
+the read-ahead holds, without consuming it, or reads the message itself.
 
 Invariants: a message that another client expunged after login answers ``-ERR`` before
 anything is sent; if it vanishes half-way through a transfer (possible only for
@@ -20,11 +18,7 @@ only marks; the store changes only in UPDATE, in one transaction.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
-import time
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError, NotFound
@@ -33,6 +27,7 @@ from protocols.pop3.commands import Command, line_count, message_number
 
 if TYPE_CHECKING:
     from protocols.pop3.maildrop import Maildrop
+    from protocols.pop3.readahead import ReadAhead
     from protocols.pop3.session import Pop3Context
 
 log = logging.getLogger("protocols.pop3")
@@ -43,61 +38,6 @@ GONE = "That message has been removed from the mailbox since you logged on."
 
 
 SIGN_OFF = "Microsoft Exchange Server POP3 server signing off."
-READ_AHEAD_MAX_AGE = 2.0  # seconds
-READ_AHEAD_WINDOW = 3     # messages
-
-
-class ReadAhead:
-    """The contents of up to ``READ_AHEAD_WINDOW`` messages being read before the client
-    asks for them (each at most one chunk, so at most 3 x 256 KiB per session)."""
-
-    __slots__ = ("_reads",)
-
-    def __init__(self) -> None:
-        # message number -> (read, start time), ascending numbers
-        self._reads: dict[int, tuple[asyncio.Task[bytes], float]] = {}
-
-    def __contains__(self, number: int) -> bool:
-        return number in self._reads
-
-    def __len__(self) -> int:
-        return len(self._reads)
-
-    def start(self, number: int, read: Awaitable[bytes]) -> None:
-        if number in self._reads:
-            if inspect.iscoroutine(read):
-                read.close()  # already under way: not read twice
-            return
-        self._reads[number] = (asyncio.ensure_future(read), time.monotonic())
-
-    def take(self, number: int) -> asyncio.Task[bytes] | None:
-        """The read of ``number`` if one is under way and fresh, else None. Reads of
-        lower numbers are dropped; when ``number`` was not read ahead (the client is
-        not reading in order) every read is dropped."""
-        entry = self._reads.pop(number, None)
-        for other in [n for n in self._reads if entry is None or n < number]:
-            self._drop(other)
-        if entry is None:
-            return None
-        task, started = entry
-        if time.monotonic() - started > READ_AHEAD_MAX_AGE:
-            _discard(task)
-            return None
-        return task
-
-    def cancel(self) -> None:
-        for number in list(self._reads):
-            self._drop(number)
-
-    def _drop(self, number: int) -> None:
-        task, _started = self._reads.pop(number)
-        _discard(task)
-
-
-def _discard(task: asyncio.Task[bytes]) -> None:
-    task.cancel()
-    # a read that failed before the cancel: its error is not needed
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 class TransferAborted(wire.CloseConnection):
@@ -113,6 +53,9 @@ class TransactionCommands:
     _log_extra: dict[str, dict[str, str]]
 
     async def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def send_parts(self, parts: tuple[bytes, ...]) -> None:
         raise NotImplementedError
 
     async def reply(self, ok: bool, text: str = "") -> None:
@@ -192,14 +135,15 @@ class TransactionCommands:
         """Send message ``number`` (all of it, or TOP's header and ``top_lines``)."""
         drop, mail = self.drop, self.ctx.mail
         message_id, size = drop.message_id(number), drop.size(number)
-        ahead = self.read_ahead.take(number) if top_lines is None else None
-        if top_lines is not None:
-            self.read_ahead.cancel()
         try:
             # the first slice is read before "+OK": a vanished message gets -ERR
-            chunk = await (ahead if ahead is not None
-                           else mail.read_content(message_id) if size <= CHUNK
-                           else mail.read_content(message_id, 0, CHUNK))
+            if size > CHUNK:
+                chunk = await mail.read_content(message_id, 0, CHUNK)
+            elif top_lines is None:
+                chunk = await self.read_ahead.content(number, drop, mail.read_contents)
+            else:
+                held = self.read_ahead.peek(number)
+                chunk = held if held is not None else await mail.read_content(message_id)
         except NotFound:
             await self.reply(False, GONE)
             return
@@ -211,18 +155,22 @@ class TransactionCommands:
         # One write per slice: the status line goes with the first slice and the
         # terminator with the last, so a small message leaves in one TCP segment.
         head = wire.status(True, f"{size} octets" if top_lines is None else "")
+        if size <= CHUNK and top_lines is None:
+            await self.send_parts((head, *wire.stuff_whole(chunk)))
+            # after the send, not during it: the store thread then runs while the
+            # loop waits for the client, instead of contending for the GIL
+            self.read_ahead.advance(number, drop, mail.read_contents)
+            return
         stuffer = wire.DotStuffer()
         cut = wire.TopCut(top_lines) if top_lines is not None else None
         offset = len(chunk)
         while True:
             data = stuffer.feed(cut.feed(chunk) if cut is not None else chunk)
             last = not chunk or offset >= size or (cut is not None and cut.done)
-            await self.send(b"".join((head, data, stuffer.end() if last else b"")))
+            await self.send_parts((head, data, stuffer.end() if last else b""))
             if last:
-                # after the send, not during it: the reader thread then runs while
-                # the loop waits for the client, instead of contending for the GIL
                 if top_lines is None:
-                    self._read_next(number + 1)
+                    self.read_ahead.advance(number, drop, mail.read_contents)
                 break
             head = b""
             try:
@@ -232,15 +180,6 @@ class TransactionCommands:
                             message_id, exc, extra=self._log_extra)
                 raise TransferAborted() from None
             offset += len(chunk)
-
-    def _read_next(self, number: int) -> None:
-        """Keep the next ``READ_AHEAD_WINDOW`` messages (of at most one chunk) being
-        read: with several reads in flight the store's reader threads work in
-        parallel, so the next message is ready when the client asks for it."""
-        drop = self.drop
-        for n in range(number, min(number + READ_AHEAD_WINDOW, len(drop) + 1)):
-            if drop.exists(n) and drop.size(n) <= CHUNK and n not in self.read_ahead:
-                self.read_ahead.start(n, self.ctx.mail.read_content(drop.message_id(n)))
 
     async def update(self) -> None:
         """QUIT in TRANSACTION: the UPDATE state (RFC 1939 §6) removes marked messages."""

@@ -39,18 +39,24 @@ async def read_line(reader: asyncio.StreamReader, limit: int, idle: float) -> by
     """One line without its CRLF (a bare LF is accepted as a line end).
 
     Raises ``TimeoutError`` after ``idle`` seconds of silence, ``LineTooLong`` past
-    ``limit`` octets, ``ClientGone`` on EOF.
+    ``limit`` octets, ``ClientGone`` on EOF. A session waits for ``line`` under its
+    ``gateway.listeners.idle.IdleWatch`` instead, which arms no timer per line.
     """
+    async with asyncio.timeout(idle):
+        return await line(reader, limit)
+
+
+async def line(reader: asyncio.StreamReader, limit: int) -> bytes:
+    """``read_line`` without the timeout."""
     try:
-        async with asyncio.timeout(idle):  # no task per line, unlike wait_for
-            line = await reader.readuntil(b"\n")
+        data = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError:
         raise ClientGone() from None
     except asyncio.LimitOverrunError:
         raise LineTooLong() from None
-    if len(line) > limit:
+    if len(data) > limit:
         raise LineTooLong()
-    return line[:-2] if line.endswith(b"\r\n") else line[:-1]
+    return data[:-2] if data.endswith(b"\r\n") else data[:-1]
 
 
 def status(ok: bool, text: str = "") -> bytes:
@@ -78,6 +84,16 @@ def multiline_parts(ok_text: str, lines: Iterable[str], *, batch: int = 1024
             out = []
     out.append(b".\r\n")
     yield b"".join(out)
+
+
+def stuff_whole(message: bytes) -> tuple[bytes, bytes]:
+    """A whole message byte-stuffed (RFC 1939 §3) and its terminator, as two parts to
+    be written together: one ``replace`` over the message, which is the message itself
+    (no copy) when no line starts with "."; the same octets as ``DotStuffer``."""
+    body = message.replace(b"\n.", b"\n..")
+    if message[:1] == b".":
+        body = b"." + body
+    return body, (b".\r\n" if not message or message.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
 class DotStuffer:

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.listeners.idle import IdleWatch
 from protocols.smtp import replies
 
 if TYPE_CHECKING:
@@ -67,11 +68,7 @@ class SessionCore:
         self._out: list[bytes] = []
         self.inactivity_timeout = 300.0
         self.deadline = time.monotonic() + 600.0
-        self._read_due = 0.0  # when the current read times out (see read_chunk)
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._watchdog_at = 0.0
-        self._reading: asyncio.Task[Any] | None = None
-        self._expired: str | None = None  # the 421 to send when the watchdog fired
+        self._idle = IdleWatch()  # the read timeout (see read_chunk)
         self.closed = False
         self.sequence = 0
         self.connector_id = ""
@@ -168,62 +165,29 @@ class SessionCore:
 
     async def read_chunk(self) -> bytes:
         """The next bytes from the client, as received (flushing pending replies first;
-        the DATA path takes them without going through ``buffer``).
-
-        Timeouts: a read may wait until ``min(now + inactivity_timeout, deadline)``.
-        Rather than a timer per read (``asyncio.timeout`` cost a twentieth of a small
-        message's CPU), one lazy watchdog timer per session fires at the earliest due
-        time it knows of, re-arms itself if reads have moved the due time since, and
-        otherwise cancels the waiting read."""
+        the DATA path takes them without going through ``buffer``). A read waits at most
+        ``inactivity_timeout``, and never past ``deadline`` (one lazy timer per session,
+        ``gateway.listeners.idle``)."""
         await self.flush()
-        now = time.monotonic()
-        if now >= self.deadline:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
             await self.close_with(replies.CONNECTION_TIMEOUT)
-        self._read_due = min(now + self.inactivity_timeout, self.deadline)
-        if self._watchdog is None or self._read_due < self._watchdog_at:
-            self._arm_watchdog(now)
-        task = asyncio.current_task()
-        self._reading = task
         try:
-            chunk = await self.reader.read(READ_SIZE)
-        except asyncio.CancelledError:
-            expired, self._expired = self._expired, None
-            if expired is None or task is None:
-                raise  # a real cancellation (node stopping)
-            task.uncancel()
-            await self.close_with(expired)
+            chunk = await self._idle.wait(self.reader.read(READ_SIZE),
+                                          min(self.inactivity_timeout, remaining))
+        except TimeoutError:
+            if time.monotonic() >= self.deadline:
+                await self.close_with(replies.CONNECTION_TIMEOUT)
+            await self.close_with(replies.INACTIVITY_TIMEOUT)
         except (ConnectionError, OSError):
             raise SessionClosed("connection lost") from None
-        finally:
-            self._reading = None
         if not chunk:
             raise SessionClosed("client closed the connection")
         return chunk
 
-    def _arm_watchdog(self, now: float) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        self._watchdog_at = self._read_due
-        self._watchdog = asyncio.get_running_loop().call_later(
-            max(0.0, self._read_due - now), self._watch)
-
-    def _watch(self) -> None:
-        self._watchdog = None
-        if self._reading is None:
-            return  # not waiting for the client now; the next read re-arms
-        now = time.monotonic()
-        if now < self._read_due:
-            self._arm_watchdog(now)  # the client was active since: wait on
-            return
-        self._expired = (replies.CONNECTION_TIMEOUT if now >= self.deadline
-                         else replies.INACTIVITY_TIMEOUT)
-        self._reading.cancel()
-
     def stop_watchdog(self) -> None:
-        """Cancel the timeout timer (the session is over)."""
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        """Cancel the read timer (the session is over)."""
+        self._idle.close()
 
     async def read_line(self, limit: int) -> bytes:
         """One line without its line end (CRLF, or a lone LF from lax clients).

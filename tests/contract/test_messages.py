@@ -47,6 +47,29 @@ async def test_stored_form_and_partial_read(store):
         await store.mail.read_content(999_999)
 
 
+async def test_read_contents_of_several_messages_in_one_read(store):
+    mb = await mailbox(store)
+    ids = [(await deliver(store, message(i), mb.id)).recipients[0].message_id
+           for i in range(4)]
+    box = await inbox(store, mb.id)
+    got = await store.mail.read_contents([ids[2], ids[0], ids[3], ids[0], 999_999])
+    assert set(got) == {ids[0], ids[2], ids[3]}  # a missing id is absent, duplicates once
+    for i in (0, 2, 3):
+        assert got[ids[i]] == await store.mail.read_content(ids[i])
+        assert got[ids[i]].startswith(b"From: Bob") and b"Hello %d" % i in got[ids[i]]
+    # one read job for the batch, whatever its size
+    before = store.stats.read_jobs
+    await store.mail.read_contents(ids)
+    assert store.stats.read_jobs == before + 1
+    await store.mail.expunge(box.id, [(2, 2)], only_deleted=False)
+    assert set(await store.mail.read_contents(ids)) == {ids[0], ids[2], ids[3]}
+    assert await store.mail.read_contents([]) == {}
+    with pytest.raises(ValidationError):
+        await store.mail.read_contents(list(range(1, 102)))
+    with pytest.raises(ValidationError):
+        await store.mail.read_contents(["1"])
+
+
 async def test_list_messages_page(store):
     mb = await mailbox(store)
     box = await _fill(store, mb, 4)

@@ -467,3 +467,37 @@ async def test_idle_timeout_after_login_does_not_enter_update(pop3: Pop3Env) -> 
     # RFC 1939 §3: closed by the inactivity timer, the session never reached UPDATE
     assert await pop3.store.mail.list_uids(pop3.inbox_id) == [1]
     assert pop3.service.ctx.connections.count(pop3.mailbox_id) == 0
+
+
+async def test_downloading_a_maildrop_in_order_reads_the_store_in_windows(
+        pop3: Pop3Env) -> None:
+    bodies = [MSG1 + f"message {i}\r\n".encode() for i in range(60)]
+    for raw in bodies:
+        await pop3.deliver(raw)
+    # expunged by another client after login, before its window is read: -ERR
+    before_login = await pop3.store.mail.list_uids(pop3.inbox_id)
+    assert len(before_login) == 60
+
+    def talk() -> tuple[list[bytes], int, bytes]:
+        pop = login(pop3, tls="ssl")
+        asyncio.run_coroutine_threadsafe(
+            pop3.store.mail.expunge(pop3.inbox_id, [(50, 50)], only_deleted=False),
+            loop).result(10)
+        jobs = pop3.store.stats.read_jobs
+        got = [b"\r\n".join(pop.retr(n)[1]) + b"\r\n" for n in range(1, 50)]
+        jobs = pop3.store.stats.read_jobs - jobs
+        try:
+            pop.retr(50)
+            err = b""
+        except poplib.error_proto as exc:
+            err = exc.args[0]
+        got += [b"\r\n".join(pop.retr(n)[1]) + b"\r\n" for n in range(51, 61)]
+        pop.quit()
+        return got, jobs, err
+
+    loop = asyncio.get_running_loop()
+    got, jobs, err = await asyncio.to_thread(talk)
+    assert got == bodies[:49] + bodies[50:]
+    assert err.startswith(b"-ERR That message has been removed")
+    # one store read per window (ramping up to 32 messages), not one per message
+    assert jobs <= 8

@@ -88,3 +88,16 @@ async def test_read_line_limits() -> None:
         await wire.read_line(await feed_reader(b"x" * 200), 10, 1)
     with pytest.raises(TimeoutError):
         await wire.read_line(await feed_reader(b"", eof=False), 10, 0.05)
+
+
+@pytest.mark.parametrize("message", [MESSAGE, b"", b".", b".x", b"x", b"a\r\n.b",
+                                     b"a\r\n", b"\r\n.\r\n", b"no end\r\n.."])
+def test_stuff_whole_is_the_chunked_stuffer_in_one_go(message: bytes) -> None:
+    s = wire.DotStuffer()
+    assert b"".join(wire.stuff_whole(message)) == s.feed(message) + s.end()
+
+
+def test_stuff_whole_does_not_copy_a_message_without_dot_lines() -> None:
+    message = b"Subject: x\r\n\r\nno dots at line starts. here\r\n"
+    body, end = wire.stuff_whole(message)
+    assert body is message and end == b".\r\n"
