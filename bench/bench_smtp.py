@@ -1,7 +1,7 @@
 """SMTP acceptance throughput: the gateway beside Postfix, driven by the same client.
 
     .venv/bin/python bench/bench_smtp.py [--messages 2000] [--sizes 2048,102400]
-        [--sessions 1,20] [--rounds 2] [--workers N]
+        [--sessions 1,20] [--rounds 2] [--workers 1,2]
 
 Both servers run on loopback ports chosen here, in temporary directories, started by
 this script and stopped after it:
@@ -142,34 +142,50 @@ def main() -> int:
     ap.add_argument("--sizes", default="2048,102400")
     ap.add_argument("--sessions", default="1,20")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=0,
-                    help="gateway SMTP worker processes (0: one per CPU)")
+    ap.add_argument("--workers", default="0",
+                    help="gateway SMTP processes, a comma list: one node per value, all "
+                         "measured in the same interleaved run (0: one per CPU)")
     args = ap.parse_args()
     if shutil.which("smtp-source") is None or shutil.which("postfix") is None:
         print("needs the Debian package postfix (smtp-source, postfix)", file=sys.stderr)
         return 2
-    workers = args.workers or os.cpu_count() or 1
+    workers = [int(w) or os.cpu_count() or 1 for w in args.workers.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
     sessions = [int(s) for s in args.sessions.split(",")]
-    pf_port, gw_port = free_port(), free_port()
+    pf_port = free_port()
+    gw_ports = {w: free_port() for w in workers}
+    names = {w: f"gw x{w}" for w in workers}
     results: dict[tuple[int, int], dict[str, list[float]]] = {}
-    with postfix(pf_port), gateway(gw_port, workers) as rcpt:
-        drive(gw_port, 50, 2048, 4, rcpt)  # warm up (imports, caches, hash runner)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(postfix(pf_port))
+        rcpt = ""
+        for w, port in gw_ports.items():
+            rcpt = stack.enter_context(gateway(port, w))
+            drive(port, 50, 2048, 4, rcpt)  # warm up (imports, caches, hash runner)
         drive(pf_port, 50, 2048, 4, "discard@sink.test")
         for _round in range(args.rounds):
             for size in sizes:
                 for s in sessions:
                     n = args.messages if size <= 16384 else max(200, args.messages // 4)
-                    r = results.setdefault((size, s), {"postfix": [], "gateway": []})
-                    r["postfix"].append(drive(pf_port, n, size, s, "discard@sink.test"))
-                    r["gateway"].append(drive(gw_port, n, size, s, rcpt))
+                    r = results.setdefault((size, s), {})
+                    r.setdefault("postfix", []).append(
+                        drive(pf_port, n, size, s, "discard@sink.test"))
+                    for w, port in gw_ports.items():
+                        r.setdefault(names[w], []).append(drive(port, n, size, s, rcpt))
     print(f"SMTP acceptance, messages/s (best of {args.rounds} interleaved rounds; "
-          f"gateway: {workers} SMTP worker process(es), SQLite, durable delivery; "
+          f"gateway 'gw xN': N SMTP processes, SQLite, durable delivery; "
           f"Postfix: discard transport, fsynced queue)")
-    print(f"{'size':>8} {'sessions':>8} {'postfix':>10} {'gateway':>10} {'ratio':>7}")
+    header = f"{'size':>8} {'sessions':>8} {'postfix':>10}"
+    for w in workers:
+        header += f" {names[w]:>10} {'ratio':>6}"
+    print(header)
     for (size, s), r in sorted(results.items()):
-        pf, gw = max(r["postfix"]), max(r["gateway"])
-        print(f"{size:>8} {s:>8} {pf:>10.1f} {gw:>10.1f} {gw / pf:>7.2f}")
+        pf = max(r["postfix"])
+        line = f"{size:>8} {s:>8} {pf:>10.1f}"
+        for w in workers:
+            gw = max(r[names[w]])
+            line += f" {gw:>10.1f} {gw / pf:>6.2f}"
+        print(line)
     return 0
 
 
