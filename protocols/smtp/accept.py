@@ -97,7 +97,7 @@ async def accept_message(session: SessionCore, tx: Transaction,
                 result = await delivery.commit()
                 delivered_here = True
                 internal_id = result.recipients[0].message_id if result.recipients else None
-            if remote:  # an SMTP worker process: the node's relay adopts these rows
+            if remote:  # no relay engine (a harness): a node's relay adopts these rows
                 queued_row = await store.relay_queue.enqueue(
                     sender=tx.sender, recipients=[str(r.address) for r in remote],
                     body=prefix + content, message_id=message_id,

@@ -97,8 +97,8 @@ class SmtpContext:
     server_name: str
     protocol_log: ProtocolLog | None = None
     tracking: TrackingWriter | None = None
-    # The relay engine's queue (issue 4); None in SMTP worker processes, which fall
-    # back to the relay_queue table that the node's relay adopts.
+    # The relay engine's queue (issue 4), in the node and in SMTP worker processes;
+    # None only in harnesses, which fall back to the relay_queue table a node adopts.
     relay: Relay | None = None
     # Client certificates (docs/client-certificates.md): the node's client-auth context,
     # used for STARTTLS on submission connectors only (never the port-25 role), and the

@@ -25,6 +25,7 @@ from auth.service import AuthService
 from gateway import eventloop
 from gateway.config import Settings, load_settings
 from gateway.logsetup import configure_logging
+from gateway.relay.engine import Relay
 from gateway.store import open_store
 from gateway.tls import node_client_auth_context, server_context
 from protocols.smtp.auth import load_certificate_der
@@ -41,7 +42,12 @@ async def run_worker(settings: Settings) -> None:
         await runner.warm_up()
         auth = AuthService(LocalDirectory(store.org, runner), store.auth_state)
         auth.certificates = CertificateMapper(store.org)  # AUTH EXTERNAL, as in the node
+        # Mail routed out is queued with the relay engine here, whole and in one
+        # transaction, as in the node's own SMTP service; the node's relay workers
+        # deliver it (they look for work other processes queued every poll_interval).
+        relay = Relay(store, server_name=settings.server_name)
         service = SmtpService(store=store, auth=auth, server_name=settings.server_name,
+                              relay=relay,
                               tls=server_context(settings.tls),
                               tls_client_auth=node_client_auth_context(settings),
                               server_certificate=await asyncio.to_thread(
@@ -68,6 +74,7 @@ async def run_worker(settings: Settings) -> None:
                 continue
             if current != version:
                 version = current
+                relay.on_org_change()
                 await service.on_org_change(current)
         await service.stop(settings.shutdown_grace_seconds)
     finally:
