@@ -71,7 +71,7 @@ from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import PYTHON, free_port, gateway_node, wait_port  # noqa: E402
+from benchlib import PYTHON, free_port, gateway_node, wait_listeners, wait_port  # noqa: E402
 
 LOCAL_RCPT = "admin@bench.test"
 REMOTE_RCPT = "alice@outlook.test"
@@ -433,6 +433,7 @@ def gateway(workers: int, engine: str, pg_url: str, sink_port: int) -> Iterator[
             gw = Gateway(free_port(), free_port(), url)
             with gateway_node({"smtp": gw.smtp_port}, store_url=url, workdir=tmp,
                               env={"GATEWAY_SMTP_WORKERS": str(workers)}):
+                wait_listeners(gw.smtp_port, workers)
                 config = tmp / "gateway.toml"
                 _exec(config, f'New-ReceiveConnector -Name "Anonymous Relay" -Usage Custom '
                               f'-PermissionGroups AnonymousUsers -Bindings '
@@ -442,7 +443,11 @@ def gateway(workers: int, engine: str, pg_url: str, sink_port: int) -> Iterator[
                               '"Ms-Exch-SMTP-Accept-Any-Recipient"')
                 _exec(config, f"New-SendConnector Sink -AddressSpaces '*' "
                               f"-SmartHosts '[127.0.0.1]:{sink_port}'")
-                wait_port(gw.relay_port)  # listeners follow the connectors (about 1 s)
+                # Every SMTP process follows the connectors by polling the organisation
+                # (org_poll_seconds, 1 s): wait until all listen on the new port, then
+                # one more poll so the last change (the permission) is seen everywhere.
+                wait_listeners(gw.relay_port, workers)
+                time.sleep(1.5)
                 yield gw
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-from benchlib import free_port, gateway_node, wait_port  # noqa: E402
+from benchlib import free_port, gateway_node, wait_listeners, wait_port  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
@@ -98,28 +98,13 @@ def postfix(port: int) -> Iterator[None]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def listening_sockets(port: int) -> int:
-    """How many sockets listen on 127.0.0.1:``port`` (one per SO_REUSEPORT process)."""
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
-            count += 1
-    return count
-
-
 @contextlib.contextmanager
 def gateway(port: int, workers: int) -> Iterator[str]:
     """A gateway node whose ``workers`` SMTP processes all listen; yields the local
     recipient address. (Connections made before a worker has bound all go to the
     others, and smtp-source keeps its sessions for the whole run.)"""
     with gateway_node({"smtp": port}, env={"GATEWAY_SMTP_WORKERS": str(workers)}):
-        deadline = time.monotonic() + 60
-        while listening_sockets(port) < workers:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {listening_sockets(port)} of {workers} SMTP "
-                                   "processes listen")
-            time.sleep(0.1)
+        wait_listeners(port, workers)
         yield "admin@bench.test"
 
 

@@ -35,6 +35,27 @@ def wait_port(port: int, timeout: float = 120.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (one per SO_REUSEPORT process:
+    a node's SMTP worker processes bind after the node announced itself)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+            count += 1
+    return count
+
+
+def wait_listeners(port: int, count: int, timeout: float = 60.0) -> None:
+    """Wait until ``count`` processes listen on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while listening_sockets(port) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {listening_sockets(port)} of {count} processes "
+                               f"listen on port {port}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def gateway_node(listeners: Mapping[str, int], *, store_url: str = "",
                  workdir: Path | None = None, extra_settings: str = "",
