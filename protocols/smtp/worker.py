@@ -25,7 +25,7 @@ from auth.service import AuthService
 from gateway import eventloop
 from gateway.config import Settings, load_settings
 from gateway.logsetup import configure_logging
-from gateway.relay.engine import Relay
+from gateway.relay.service import RelayService
 from gateway.store import open_store
 from gateway.tls import node_client_auth_context, server_context
 from protocols.smtp.auth import load_certificate_der
@@ -43,9 +43,13 @@ async def run_worker(settings: Settings) -> None:
         auth = AuthService(LocalDirectory(store.org, runner), store.auth_state)
         auth.certificates = CertificateMapper(store.org)  # AUTH EXTERNAL, as in the node
         # Mail routed out is queued with the relay engine here, whole and in one
-        # transaction, as in the node's own SMTP service; the node's relay workers
-        # deliver it (they look for work other processes queued every poll_interval).
-        relay = Relay(store, server_name=settings.server_name)
+        # transaction, as in the node's own SMTP service, and this process's relay
+        # workers deliver it: claims are leases, so the node's and every worker's
+        # relay share the queue without double delivery (as nodes sharing PostgreSQL
+        # do), and each process delivers about what it accepted. Left to the node
+        # alone, its relay became the bottleneck of every process's mail.
+        relay_service = RelayService(store, server_name=settings.server_name)
+        relay = relay_service.relay
         service = SmtpService(store=store, auth=auth, server_name=settings.server_name,
                               relay=relay,
                               tls=server_context(settings.tls),
@@ -56,6 +60,7 @@ async def run_worker(settings: Settings) -> None:
                               log_dir=settings.data_dir / "logs" / "ProtocolLog"
                               / "SmtpReceive", create_defaults=False, worker=True)
         await service.start()
+        await relay_service.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -74,9 +79,10 @@ async def run_worker(settings: Settings) -> None:
                 continue
             if current != version:
                 version = current
-                relay.on_org_change()
+                await relay_service.on_org_change(current)
                 await service.on_org_change(current)
         await service.stop(settings.shutdown_grace_seconds)
+        await relay_service.stop(settings.shutdown_grace_seconds)
     finally:
         runner.close()
         await store.close()
