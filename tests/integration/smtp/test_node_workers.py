@@ -5,12 +5,7 @@ delivery through the live node, and two processes sharing the SMTP port
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import smtplib
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,48 +14,14 @@ import pytest
 from gateway.mime import MessageSummary
 from gateway.store import open_store
 from tests.integration.smtp.conftest import free_port
+from tests.integration.smtp_nodes import smtp_node
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_node_serves_smtp_with_two_worker_processes(tmp_path: Path) -> None:
     smtp = free_port()
-    cfg = tmp_path / "gateway.toml"
-    cfg.write_text(f"""
-server_name = "mail1.example.test"
-data_dir = "{tmp_path / 'var'}"
-bootstrap_domain = "example.test"
-org_poll_seconds = 0.2
-shutdown_grace_seconds = 2
-[http]
-health_bind = []
-[bindings]
-smtp = ["127.0.0.1:{smtp}"]
-submission = []
-submissions = []
-imap = []
-imaps = []
-pop3 = []
-pop3s = []
-https = []
-""")
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(cfg), "serve"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                            env={**os.environ, "GATEWAY_SMTP_WORKERS": "2"})
-    try:
-        deadline = time.monotonic() + 30
-        while "is up" not in (tmp_path / "serve.log").read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "serve.log").read_text()
-            time.sleep(0.1)
-        # The worker process binds after the node announced itself.
-        while (tmp_path / "serve.log").read_text().count("(smtp, shared)") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline + 30, \
-                (tmp_path / "serve.log").read_text()
-            time.sleep(0.1)
+    with smtp_node(tmp_path, smtp, 2):
         def send(client: int) -> None:
             # Several messages per connection, connections concurrent: both processes
             # commit into the one SQLite file at once (ProcessWriteLock).
@@ -75,14 +36,9 @@ https = []
             c.ehlo("client")
             c.mail("printer@devices.test")
             assert c.rcpt("carol@outlook.test")[0] == 550
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        log.close()
-    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
     logs = list((tmp_path / "var" / "logs" / "ProtocolLog" / "SmtpReceive").glob("RECV*.log"))
     # "Default Frontend" logs Verbose; both processes served connections.
-    assert len(logs) == 2, (tmp_path / "serve.log").read_text()
+    assert len(logs) == 2
     assert "Default Frontend mail1.example.test" in logs[0].read_text()
     assert asyncio.run(_inbox_subjects(tmp_path / "var" / "gateway.db")) == sorted(
         f"w{client}.{n}" for client in range(16) for n in range(5))
