@@ -42,7 +42,14 @@ EPILOG = "\n".join([
     "  gateway shell",
     "  gateway check-config",
     "",
-    "documentation: docs/configuration.md (settings), docs/cmdlets.md (cmdlets)",
+    "environment of `gateway serve`:",
+    "  GATEWAY_CONFIG=FILE        settings file (as --config)",
+    "  GATEWAY_SMTP_WORKERS=N     SMTP processes sharing the ports (default 1;"
+    " auto: one per CPU)",
+    "  GATEWAY_EVENT_LOOP=asyncio Python's own event loop instead of uvloop",
+    "",
+    "documentation: docs/configuration.md (settings), docs/cmdlets.md (cmdlets),",
+    "  docs/operations.md (running a node)",
 ])
 
 
